@@ -1,0 +1,1 @@
+"""Agents: PPO on stable-baselines3 with IMPALA CNN and maze networks."""

@@ -1,0 +1,52 @@
+"""The ``heldout`` command line: ``heldout envs``, ``heldout train``, ``heldout evaluate``...
+
+Each subcommand lives beside the code it drives, in a module with ``add_command(subparsers)``
+that adds its parser and sets ``func`` (called with the parsed arguments; returns an exit
+code). Errors a user can fix print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+COMMAND_MODULES = (
+    "heldout.envs.cli",
+)
+
+
+class UsageError(Exception):
+    """A mistake the user can fix: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="heldout",
+        description="Train agents on chosen levels, evaluate them on held-out levels, report the generalisation gap.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        import_module(module).add_command(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, KeyError, ValueError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"heldout {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"heldout {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Placeholder: the procgen family is being written."""
+
+
+def families() -> list:
+    return []

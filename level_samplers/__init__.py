@@ -1,0 +1,1 @@
+"""Level samplers: which level each environment slot plays next."""
