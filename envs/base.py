@@ -243,6 +243,34 @@ class LevelVecEnv(VecEnv):
         self._episode_length[slots] = 0
         return obs
 
+    # -- saving and restoring (exact resume of training) ----------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where the env is: levels, episode statistics,
+        RNG and the simulator state of every slot (picklable)."""
+        return {
+            "levels": list(self.levels),
+            "episode_return": self._episode_return.copy(),
+            "episode_length": self._episode_length.copy(),
+            "rng": self._rng.bit_generator.state,
+            "sim": self._get_sim_state(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned (same family, options and number of envs)."""
+        if len(state["levels"]) != self.num_envs:
+            raise ValueError(f"saved env state has {len(state['levels'])} slots, this env has {self.num_envs}")
+        self._set_sim_state(state["sim"])
+        self.levels = list(state["levels"])
+        self._episode_return[:] = state["episode_return"]
+        self._episode_length[:] = state["episode_length"]
+        self._rng.bit_generator.state = state["rng"]
+
+    def _get_sim_state(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} cannot save its simulator state")
+
+    def _set_sim_state(self, sim: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot restore its simulator state")
+
     # -- VecEnv API -----------------------------------------------------------------------------
     def seed(self, seed: int | None = None) -> Sequence[None | int]:
         self._rng = np.random.default_rng(seed)
