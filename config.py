@@ -1,0 +1,259 @@
+"""The training configuration: one tree of dataclasses, every setting visible in one place.
+
+A config is built in three layers: a preset (``procgen`` or ``maze``), then an optional YAML
+file (``--config my.yaml``), then command-line overrides (``--ppo.lr 3e-4``, ``--env coinrun``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from heldout.agents import NetworkConfig, PPOConfig
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class EnvConfig:
+    name: str = field(default="maze", metadata=_help("environment family (see `heldout envs`)"))
+    num_train_levels: int = field(default=200, metadata=_help("how many training levels"))
+    level_seed: int = field(default=0, metadata=_help("seed that builds the level sets"))
+    num_envs: int = field(default=64, metadata=_help("parallel environments for training"))
+    test_levels: str = field(
+        default="test", metadata=_help("held-out level set for evaluation: a set name or a level file")
+    )
+    options: dict = field(
+        default_factory=dict,
+        metadata=_help("family options as a YAML mapping, e.g. '{distribution_mode: hard}'"),
+    )
+
+
+@dataclass
+class SamplerConfig:
+    name: str = field(default="uniform", metadata=_help("level sampler (uniform, plr, robust_plr, ...)"))
+    params: dict = field(
+        default_factory=dict, metadata=_help("sampler parameters as a YAML mapping, e.g. '{score: value_l1}'")
+    )
+
+
+@dataclass
+class EvalConfig:
+    interval: int = field(default=0, metadata=_help("evaluate every N env steps during training (0: never)"))
+    episodes: int = field(default=50, metadata=_help("episodes per level set in a periodic evaluation"))
+    final_episodes: int = field(default=200, metadata=_help("episodes per level set in the final evaluation"))
+    num_envs: int = field(default=16, metadata=_help("parallel environments for evaluation"))
+    deterministic: bool = field(default=False, metadata=_help("greedy actions instead of sampling"))
+
+
+@dataclass
+class TrainConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: str = field(default="ppo", metadata=_help("agent (see heldout.agents.names())"))
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    steps: int = field(default=1_000_000, metadata=_help("total environment steps"))
+    seed: int = field(default=0, metadata=_help("random seed of the run"))
+    device: str = field(default="auto", metadata=_help("torch device: auto (CUDA when present), cpu, cuda"))
+    checkpoint_interval: int = field(
+        default=1, metadata=_help("write a checkpoint every N PPO updates (0: only at the end)")
+    )
+    torch_threads: int = field(default=0, metadata=_help("torch CPU threads (0: torch's default)"))
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad value and what is accepted."""
+        checks = [
+            (self.steps > 0, "steps", "a positive number of environment steps"),
+            (self.env.num_envs > 0, "env.num_envs", "at least 1"),
+            (self.env.num_train_levels > 0, "env.num_train_levels", "at least 1"),
+            (self.eval.interval >= 0, "eval.interval", "0 (never) or a positive number of steps"),
+            (self.eval.episodes > 0, "eval.episodes", "at least 1"),
+            (self.eval.final_episodes > 0, "eval.final_episodes", "at least 1"),
+            (self.eval.num_envs > 0, "eval.num_envs", "at least 1"),
+            (self.checkpoint_interval >= 0, "checkpoint_interval", "0 or a positive number of updates"),
+            (self.torch_threads >= 0, "torch_threads", "0 (default) or a positive thread count"),
+        ]
+        for ok, name, accepted in checks:
+            if not ok:
+                raise ValueError(f"bad value {name}={get_field(self, name)!r}: it must be {accepted}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"bad value device={self.device!r}: use auto, cpu, cuda or cuda:N")
+        self.ppo.validate()
+
+
+# -- presets -----------------------------------------------------------------------------------
+
+
+def _procgen_preset() -> TrainConfig:
+    """The published PPO baseline for Procgen (REFERENCE.md section 2)."""
+    cfg = TrainConfig()
+    cfg.env = EnvConfig(name="procgen/coinrun", num_envs=64, options={"distribution_mode": "easy"})
+    cfg.steps = 25_000_000
+    cfg.eval = EvalConfig(interval=1_000_000, episodes=50, final_episodes=100, num_envs=32)
+    cfg.checkpoint_interval = 10
+    return cfg
+
+
+def _maze_preset() -> TrainConfig:
+    """A small maze run that learns on 2 CPU cores in minutes: the README's main job."""
+    cfg = TrainConfig()
+    cfg.env = EnvConfig(name="maze", num_envs=32, num_train_levels=200)
+    cfg.ppo = dataclasses.replace(
+        PPOConfig(), lr=5e-4, n_steps=128, n_epochs=4, n_minibatches=4, gamma=0.99, ent_coef=0.01
+    )
+    cfg.steps = 400_000
+    cfg.eval = EvalConfig(interval=100_000, episodes=100, final_episodes=400, num_envs=32)
+    cfg.checkpoint_interval = 10
+    return cfg
+
+
+PRESETS = {"maze": _maze_preset, "procgen": _procgen_preset}
+
+
+def preset_for_env(env_name: str) -> str:
+    """The preset that suits an environment family: ``procgen`` for Procgen games, else ``maze``."""
+    return "procgen" if env_name.startswith("procgen") or env_name.startswith("heldout/procgen") else "maze"
+
+
+def preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]()
+
+
+# -- walking the tree --------------------------------------------------------------------------
+
+
+def leaf_fields(cls: type, prefix: str = "") -> list[tuple[str, type, dataclasses.Field]]:
+    """Every leaf setting as (dotted name, type, field), depth first."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        name = prefix + f.name
+        if dataclasses.is_dataclass(kind):
+            out.extend(leaf_fields(kind, name + "."))
+        else:
+            out.append((name, kind, f))
+    return out
+
+
+def get_field(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def set_field(cfg: Any, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        cfg = getattr(cfg, part)
+    setattr(cfg, last, value)
+
+
+def parse_value(text: Any, kind: Any, name: str) -> Any:
+    """Convert a CLI string (or a YAML value) to the field's type; ValueError names the field."""
+    origin = typing.get_origin(kind)
+    try:
+        if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+            args = [a for a in typing.get_args(kind) if a is not type(None)]
+            if text is None or (isinstance(text, str) and text.lower() in ("none", "null")):
+                return None
+            return parse_value(text, args[0], name)
+        if kind is bool:
+            if isinstance(text, bool):
+                return text
+            lowered = str(text).lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind is int:
+            if isinstance(text, float) and not text.is_integer():
+                raise ValueError("expected a whole number")
+            return int(float(text)) if isinstance(text, str) and "e" in text.lower() else int(text)
+        if kind is float:
+            return float(text)
+        if kind is str:
+            return str(text)
+        if kind is dict or origin is dict:
+            value = yaml.safe_load(text) if isinstance(text, str) else text
+            if value is None:
+                return {}
+            if not isinstance(value, dict):
+                raise ValueError("expected a YAML mapping such as '{key: value}'")
+            return value
+        if origin is tuple or kind is tuple:
+            items = text.split(",") if isinstance(text, str) else list(text)
+            inner = (typing.get_args(kind) or (str,))[0]
+            return tuple(parse_value(i, inner, name) for i in items if str(i).strip() != "")
+    except (TypeError, ValueError, yaml.YAMLError) as err:
+        raise ValueError(f"bad value for {name}: {text!r} ({err})") from None
+    return text
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain data (tuples become lists): for YAML files and reports."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def apply_mapping(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
+    """Overlay a nested mapping (from YAML) onto ``cfg``; unknown keys are errors."""
+    known = {name: kind for name, kind, _ in leaf_fields(TrainConfig)}
+
+    def walk(mapping: dict[str, Any], prefix: str) -> None:
+        for key, value in mapping.items():
+            name = prefix + str(key)
+            if name in known:
+                set_field(cfg, name, parse_value(value, known[name], name))
+            elif isinstance(value, dict) and any(k.startswith(name + ".") for k in known):
+                walk(value, name + ".")
+            else:
+                raise ValueError(f"{source}: unknown setting {name!r}; see `heldout train --help`")
+
+    walk(data, "")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of settings")
+    return data
+
+
+def save_yaml(cfg: TrainConfig, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    tmp.replace(path)
+
+
+def from_dict(data: dict[str, Any]) -> TrainConfig:
+    """A config from :func:`to_dict`'s output (e.g. a run's saved ``config.yaml``)."""
+    cfg = TrainConfig()
+    apply_mapping(cfg, data, "saved config")
+    return cfg

@@ -1,0 +1,71 @@
+"""``heldout evaluate RUN_DIR --levels test``: evaluate a saved agent on any level set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from heldout import checkpoint, config, evaluation, report
+from heldout.cli import UsageError
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a trained agent on a level set", description=__doc__)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `heldout train`")
+    p.add_argument(
+        "--levels", default="test", help="a level set name (train, test, ...) or a level file (default: test)"
+    )
+    p.add_argument("--episodes", type=int, default=None, help="episodes (default: the run's eval.final_episodes)")
+    p.add_argument("--deterministic", action="store_true", help="greedy actions instead of sampling")
+    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation (level order, actions)")
+    p.add_argument("--output", default=None, help="JSON file to write (default: RUN_DIR/eval-LEVELS.json)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from heldout.train import CHECKPOINT, CONFIG_FILE, build, load_level_set
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the path")
+    cfg = config.from_dict(config.load_yaml(run_dir / CONFIG_FILE))
+    episodes = args.episodes if args.episodes is not None else cfg.eval.final_episodes
+    if episodes < 1:
+        raise UsageError(f"--episodes must be at least 1, got {episodes}")
+    state = checkpoint.load(run_dir / CHECKPOINT)
+    setup = build(cfg, tensorboard_dir=None)
+    setup.model.policy.load_state_dict(state["policy"])
+    levels = load_level_set(setup.family, args.levels, cfg)
+    episodes_run = evaluation.run_episodes(
+        setup.model,
+        setup.family,
+        levels,
+        episodes,
+        num_envs=cfg.eval.num_envs,
+        deterministic=args.deterministic or cfg.eval.deterministic,
+        seed=args.seed,
+        env_options=cfg.env.options,
+    )
+    scores = evaluation.scores(setup.family, episodes_run)
+    result = {
+        "run_dir": str(run_dir),
+        "levels": report.describe_level_set(levels),
+        "steps": state["num_timesteps"],
+        "episodes": episodes,
+        "deterministic": bool(args.deterministic or cfg.eval.deterministic),
+        "score_unit": setup.family.score_unit,
+        "score": evaluation.interval(scores["score"]),
+        **{unit: evaluation.interval(values) for unit, values in scores.items() if unit != "score"},
+    }
+    rows = [("score (" + setup.family.score_unit + ")", result["score"])]
+    rows += [(unit, result[unit]) for unit in scores if unit != "score"]
+    print(f"{run_dir} on {levels.name} ({episodes} episodes, {result['steps']:,} training steps)")
+    print(f"{'':22s} {'mean':>9s} {'95% CI':>21s}")
+    for name, stats in rows:
+        print(f"{name:22s} {stats['mean']:9.3f} [{stats['ci_low']:8.3f}, {stats['ci_high']:8.3f}]")
+    safe = Path(args.levels).stem if Path(args.levels).is_file() else args.levels
+    output = Path(args.output) if args.output else run_dir / f"eval-{safe}.json"
+    report.write_json(output, result)
+    print(f"wrote {output}")
+    setup.env.close()
+    return 0

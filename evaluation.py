@@ -1,0 +1,142 @@
+"""Evaluation on a level set, and the statistics of the generalisation gap.
+
+Episodes are planned before they are played: episode k plays a fixed level (the set's levels
+in a seeded order, cycled; or draws from an unbounded set), and only planned episodes count,
+so short episodes are not over-represented. Scores come with a 95% confidence interval over
+episodes (normal approximation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from heldout.envs import EnvFamily, Level, LevelSet
+
+Z95 = 1.959963984540054
+
+
+@dataclass
+class Episodes:
+    """The outcome of an evaluation: one entry per episode."""
+
+    level_set: str
+    levels: list[Level]
+    returns: np.ndarray
+    lengths: np.ndarray
+
+
+def plan_levels(level_set: LevelSet, episodes: int, seed: int) -> list[Level]:
+    """Which level each of ``episodes`` evaluation episodes plays (reproducible from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    if not level_set.finite:
+        return [level_set.sample(rng) for _ in range(episodes)]
+    order = [level_set.levels[i] for i in rng.permutation(len(level_set))]
+    return [order[k % len(order)] for k in range(episodes)]
+
+
+def run_episodes(
+    model,
+    family: EnvFamily,
+    level_set: LevelSet,
+    episodes: int,
+    *,
+    num_envs: int = 16,
+    deterministic: bool = False,
+    seed: int = 0,
+    env_options: dict | None = None,
+) -> Episodes:
+    """Play ``episodes`` planned episodes of ``level_set`` with ``model``'s policy.
+
+    Runs under a forked torch RNG seeded with ``seed``: evaluating never changes the random
+    stream of the training it interrupts, and the same model gives the same result.
+    """
+    plan = plan_levels(level_set, episodes, seed)
+    queue = deque(enumerate(plan))
+    num_envs = max(1, min(num_envs, episodes))
+    vec = family.make_vec(num_envs, level_set, seed=seed, **(env_options or {}))
+    current: list[int | None] = [None] * num_envs  # planned episode index each slot is playing
+
+    def next_level(slot: int) -> Level:
+        if queue:
+            index, level = queue.popleft()
+            current[slot] = index
+            return level
+        current[slot] = None  # filler episode: played but not counted
+        return plan[0]
+
+    vec.set_level_source(next_level)
+    returns = np.full(episodes, np.nan)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    done_count = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        obs = vec.reset()
+        while done_count < episodes:
+            playing = list(current)
+            actions, _ = model.predict(obs, deterministic=deterministic)
+            obs, _, dones, infos = vec.step(actions)
+            for slot in np.flatnonzero(dones).tolist():
+                index = playing[slot]
+                if index is not None:
+                    returns[index] = infos[slot]["episode"]["r"]
+                    lengths[index] = infos[slot]["episode"]["l"]
+                    done_count += 1
+    vec.close()
+    return Episodes(level_set.name, plan, returns, lengths)
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+
+def interval(values: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Mean and 95% confidence interval over episodes."""
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    half = Z95 * float(x.std(ddof=1)) / math.sqrt(len(x)) if len(x) > 1 else 0.0
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "episodes": int(len(x))}
+
+
+def difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Mean of ``a`` minus mean of ``b`` with a 95% interval (independent samples)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    mean = float(a.mean() - b.mean())
+    var = (a.var(ddof=1) / len(a) if len(a) > 1 else 0.0) + (b.var(ddof=1) / len(b) if len(b) > 1 else 0.0)
+    half = Z95 * math.sqrt(var)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def scores(family: EnvFamily, episodes: Episodes) -> dict[str, np.ndarray]:
+    """Per-episode scores in every unit the family defines: the headline unit first."""
+    out: dict[str, np.ndarray] = {}
+    solved = family.solved(episodes.returns)
+    if family.score_unit == "solve rate" and solved is not None:
+        out["score"] = solved.astype(np.float64)
+    else:
+        out["score"] = episodes.returns
+    out["return"] = episodes.returns
+    normalised = family.normalise(episodes.returns)
+    if normalised is not None and family.score_unit == "return":
+        out["normalised"] = np.asarray(normalised, dtype=np.float64)
+    if solved is not None:
+        out["solve_rate"] = solved.astype(np.float64)
+    return out
+
+
+def summarise(family: EnvFamily, train: Episodes, test: Episodes) -> dict[str, dict]:
+    """``train``, ``test`` and ``gap`` (train minus test): mean and 95% interval in the
+    family's score unit, with the raw return and, where defined, the normalised score beside."""
+    s_train, s_test = scores(family, train), scores(family, test)
+    result: dict[str, dict] = {"train": interval(s_train["score"]), "test": interval(s_test["score"])}
+    result["gap"] = difference(s_train["score"], s_test["score"])
+    for unit in ("return", "normalised", "solve_rate"):
+        if unit in s_train and not (unit == "solve_rate" and family.score_unit == "solve rate"):
+            result["train"][unit] = interval(s_train[unit])
+            result["test"][unit] = interval(s_test[unit])
+            result["gap"][unit] = difference(s_train[unit], s_test[unit])
+    return result

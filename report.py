@@ -1,0 +1,144 @@
+"""The run report: ``report.json`` (for programs) and ``report.md`` (for people).
+
+``train``, ``test`` and ``gap`` each hold ``mean``, ``ci_low`` and ``ci_high`` in the
+environment's score unit (raw return, or solve rate for mazes), with the raw return and,
+where the environment defines one, the normalised score beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from heldout import config
+from heldout.envs import EnvFamily, LevelSet
+
+PACKAGES = ("heldout", "torch", "stable-baselines3", "gymnasium", "numpy", "procgen-mirror")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_plain(data), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def append_jsonl(path: Path, data: Any) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(_plain(data)) + "\n")
+
+
+def describe_level_set(levels: LevelSet) -> dict[str, Any]:
+    return {"name": levels.name, "size": len(levels) if levels.finite else None, "notes": levels.notes}
+
+
+def build(
+    cfg: config.TrainConfig,
+    *,
+    family: EnvFamily,
+    final: dict[str, Any],
+    untrained: dict[str, Any],
+    steps: int,
+    wall_time: float,
+    level_sets: dict[str, LevelSet],
+) -> dict[str, Any]:
+    return {
+        "env": family.name,
+        "score_unit": family.score_unit,
+        "steps": int(steps),
+        "wall_time_s": round(float(wall_time), 2),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "train": final["train"],
+        "test": final["test"],
+        "gap": final["gap"],
+        "untrained": {"train": untrained["train"], "test": untrained["test"], "gap": untrained["gap"]},
+        "level_sets": {k: describe_level_set(v) for k, v in level_sets.items()},
+        "config": config.to_dict(cfg),
+        "versions": versions(),
+    }
+
+
+def _fmt(stats: dict[str, Any]) -> str:
+    return f"{stats['mean']:.3f} [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    unit = result["score_unit"]
+    lines = [
+        f"# heldout run: {result['env']}",
+        "",
+        f"{result['steps']:,} environment steps in {result['wall_time_s']:.0f} s. "
+        f"Scores are {unit}s with 95% confidence intervals over episodes.",
+        "",
+        f"| | train levels | held-out test levels | gap (train - test) |",
+        "|---|---|---|---|",
+        f"| trained agent, {unit} | {_fmt(result['train'])} | {_fmt(result['test'])} | {_fmt(result['gap'])} |",
+        f"| untrained agent, {unit} | {_fmt(result['untrained']['train'])} | "
+        f"{_fmt(result['untrained']['test'])} | {_fmt(result['untrained']['gap'])} |",
+    ]
+    for extra in ("return", "normalised", "solve_rate"):
+        if extra in result["train"]:
+            lines.append(
+                f"| trained agent, {extra.replace('_', ' ')} | {_fmt(result['train'][extra])} | "
+                f"{_fmt(result['test'][extra])} | {_fmt(result['gap'][extra])} |"
+            )
+    lines += ["", "## Level sets", ""]
+    for key, desc in result["level_sets"].items():
+        size = "unbounded" if desc["size"] is None else f"{desc['size']} levels"
+        lines.append(f"- {key}: `{desc['name']}`, {size}. {desc['notes']}".rstrip())
+    lines += ["", "## Config", "", "```yaml"]
+
+    lines += [yaml.safe_dump(result["config"], sort_keys=False).rstrip(), "```", "", "## Versions", ""]
+    lines += [f"- {k}: {v}" for k, v in result["versions"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write(run_dir: Path, result: dict[str, Any]) -> None:
+    write_json(run_dir / "report.json", result)
+    tmp = run_dir / ".report.md.tmp"
+    tmp.write_text(markdown(result))
+    tmp.replace(run_dir / "report.md")
+
+
+def summary_lines(result: dict[str, Any]) -> str:
+    unit = result["score_unit"]
+    u = result["untrained"]
+    return "\n".join(
+        [
+            f"untrained agent: train {unit} {_fmt(u['train'])}, test {_fmt(u['test'])}",
+            f"train {unit}: {_fmt(result['train'])}",
+            f"test {unit}:  {_fmt(result['test'])}",
+            f"gap:          {_fmt(result['gap'])}",
+        ]
+    )
