@@ -1,1 +1,34 @@
-"""Agents: PPO on stable-baselines3 with IMPALA CNN and maze networks."""
+"""Agents: PPO on stable-baselines3 with IMPALA CNN and maze networks.
+
+>>> from heldout import agents
+>>> model = agents.make("ppo", vec_env, ppo=agents.PPOConfig(), network=agents.NetworkConfig(), seed=0)
+>>> model.learn(100_000)
+>>> agents.names()
+['ppo']
+
+:class:`HeldoutPPO` is sb3's PPO with a loss mask (``set_loss_mask``, for Robust PLR) and the
+loss split into overridable pieces (for RAD / DrAC). ``network="auto"`` picks the maze network
+for the maze family and small grids, the IMPALA CNN for images of at least 32x32 pixels.
+"""
+
+from heldout.agents.config import NETWORKS, NetworkConfig, PPOConfig
+from heldout.agents.networks import ImpalaCNN, MazeNet, select_network
+from heldout.agents.ppo import HeldoutPPO, MaskedRolloutBuffer, PPOLoss
+from heldout.agents.registry import make, names, policy_kwargs, register, resolve_device
+
+__all__ = [
+    "NETWORKS",
+    "HeldoutPPO",
+    "ImpalaCNN",
+    "MaskedRolloutBuffer",
+    "MazeNet",
+    "NetworkConfig",
+    "PPOConfig",
+    "PPOLoss",
+    "make",
+    "names",
+    "policy_kwargs",
+    "register",
+    "resolve_device",
+    "select_network",
+]

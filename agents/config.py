@@ -1,0 +1,187 @@
+"""Hyperparameters of the PPO agent and its network, as plain dataclasses.
+
+Defaults are the published PPO baseline for Procgen (REFERENCE.md section 2). Every field
+carries a one-line ``help`` in its metadata; the trainer's ``--help`` prints it. The number of
+parallel environments belongs to the trainer, so the minibatch size is derived here from it:
+``batch_size = n_envs * n_steps / n_minibatches``.
+
+This module deliberately avoids ``from __future__ import annotations`` so that
+``dataclasses.fields(...)[i].type`` holds real types for the trainer's argument parser.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+NETWORKS = ("auto", "impala", "maze")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+def _fail(owner: str, name: str, value: Any, need: str) -> None:
+    raise ValueError(f"{owner}.{name} must be {need}, got {value!r}")
+
+
+def _check_number(owner: str, name: str, value: Any, *, low: float, high: float = math.inf,
+                  low_open: bool = False, high_open: bool = False) -> None:
+    """Raise ValueError unless ``value`` is a real number in the given interval."""
+    lo, hi = ("(" if low_open else "["), (")" if high_open or high == math.inf else "]")
+    need = f"a number in {lo}{low:g}, {high:g}{hi}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(owner, name, value, need)
+    if value < low or (low_open and value == low) or value > high or (high_open and value == high):
+        _fail(owner, name, value, need)
+
+
+def _check_int(owner: str, name: str, value: Any, *, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        _fail(owner, name, value, f"an integer >= {low}")
+
+
+def _check_bool(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(owner, name, value, "true or false")
+
+
+@dataclass
+class PPOConfig:
+    """Every PPO hyperparameter; defaults are the published Procgen baseline."""
+
+    lr: float = field(default=5e-4, metadata=_help("Adam learning rate (constant over training)"))
+    adam_eps: float = field(default=1e-5, metadata=_help("Adam epsilon"))
+    n_steps: int = field(default=256, metadata=_help("steps per environment in each rollout"))
+    n_epochs: int = field(default=3, metadata=_help("passes over each rollout per update"))
+    n_minibatches: int = field(
+        default=8, metadata=_help("minibatches per epoch; batch size = n_envs * n_steps / n_minibatches")
+    )
+    gamma: float = field(default=0.999, metadata=_help("discount factor"))
+    gae_lambda: float = field(default=0.95, metadata=_help("GAE lambda (bias/variance trade-off of advantages)"))
+    ent_coef: float = field(default=0.01, metadata=_help("weight of the entropy bonus in the loss"))
+    vf_coef: float = field(default=0.5, metadata=_help("weight of the value loss in the loss"))
+    clip_range: float = field(default=0.2, metadata=_help("PPO policy ratio clipping epsilon"))
+    clip_range_vf: Optional[float] = field(
+        default=0.2, metadata=_help("value clipping around the old value (reward-scale dependent); none disables it")
+    )
+    max_grad_norm: float = field(default=0.5, metadata=_help("global gradient-norm clipping threshold"))
+    normalize_advantage: bool = field(
+        default=True, metadata=_help("normalise advantages per minibatch (over the unmasked samples)")
+    )
+    normalize_reward: bool = field(
+        default=True, metadata=_help("scale rewards by a running std of the discounted return (VecNormalize)")
+    )
+    target_kl: Optional[float] = field(
+        default=None, metadata=_help("stop an update's epochs early once approx. KL > 1.5 * target_kl; none: never")
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field with a bad value."""
+        o = "ppo"
+        _check_number(o, "lr", self.lr, low=0, low_open=True)
+        _check_number(o, "adam_eps", self.adam_eps, low=0, low_open=True)
+        _check_int(o, "n_steps", self.n_steps, low=1)
+        _check_int(o, "n_epochs", self.n_epochs, low=1)
+        _check_int(o, "n_minibatches", self.n_minibatches, low=1)
+        _check_number(o, "gamma", self.gamma, low=0, high=1)
+        _check_number(o, "gae_lambda", self.gae_lambda, low=0, high=1)
+        _check_number(o, "ent_coef", self.ent_coef, low=0)
+        _check_number(o, "vf_coef", self.vf_coef, low=0)
+        _check_number(o, "clip_range", self.clip_range, low=0, low_open=True)
+        if self.clip_range_vf is not None:
+            _check_number(o, "clip_range_vf", self.clip_range_vf, low=0, low_open=True)
+        _check_number(o, "max_grad_norm", self.max_grad_norm, low=0, low_open=True)
+        _check_bool(o, "normalize_advantage", self.normalize_advantage)
+        _check_bool(o, "normalize_reward", self.normalize_reward)
+        if self.target_kl is not None:
+            _check_number(o, "target_kl", self.target_kl, low=0, low_open=True)
+
+    def batch_size(self, n_envs: int) -> int:
+        """Minibatch size for ``n_envs`` environments; ``ValueError`` if it does not divide evenly."""
+        if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+            raise ValueError(f"the number of environments must be an integer >= 1, got {n_envs!r}")
+        total = n_envs * self.n_steps
+        if total % self.n_minibatches:
+            raise ValueError(
+                f"ppo.n_minibatches={self.n_minibatches} does not divide the rollout of n_envs * n_steps = "
+                f"{n_envs} * {self.n_steps} = {total} samples; choose n_minibatches that divides {total}"
+            )
+        size = total // self.n_minibatches
+        if self.normalize_advantage and size < 2:
+            raise ValueError(
+                f"minibatches of {size} sample cannot normalise advantages; lower ppo.n_minibatches "
+                f"(now {self.n_minibatches}) or raise ppo.n_steps, or set ppo.normalize_advantage false"
+            )
+        return size
+
+    def sb3_kwargs(self, n_envs: int) -> dict[str, Any]:
+        """Keyword arguments for ``stable_baselines3.PPO`` (all but the policy's optimiser settings)."""
+        return {
+            "learning_rate": self.lr,
+            "n_steps": self.n_steps,
+            "batch_size": self.batch_size(n_envs),
+            "n_epochs": self.n_epochs,
+            "gamma": self.gamma,
+            "gae_lambda": self.gae_lambda,
+            "ent_coef": self.ent_coef,
+            "vf_coef": self.vf_coef,
+            "clip_range": self.clip_range,
+            "clip_range_vf": self.clip_range_vf,
+            "max_grad_norm": self.max_grad_norm,
+            "normalize_advantage": self.normalize_advantage,
+            "target_kl": self.target_kl,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NetworkConfig:
+    """The policy/value network: a shared feature extractor with linear policy and value heads."""
+
+    network: str = field(
+        default="auto",
+        metadata=_help(
+            "feature extractor: impala (pixels), maze (maze grids) or auto (maze family or small grids -> maze, "
+            "images of 32 px or more -> impala)"
+        ),
+    )
+    features_dim: int = field(default=256, metadata=_help("size of the shared feature vector"))
+    impala_channels: tuple[int, ...] = field(
+        default=(16, 32, 32), metadata=_help("IMPALA CNN: output channels of each conv stack")
+    )
+    maze_channels: tuple[int, ...] = field(default=(16, 32), metadata=_help("maze network: channels of its 3x3 convs"))
+    channels_last: bool = field(
+        default=True, metadata=_help("run the IMPALA CNN in torch.channels_last memory format (faster on CPU)")
+    )
+
+    def __post_init__(self) -> None:
+        # YAML and argparse hand over lists; keep the dataclass hashable-friendly and canonical.
+        if isinstance(self.impala_channels, list):
+            self.impala_channels = tuple(self.impala_channels)
+        if isinstance(self.maze_channels, list):
+            self.maze_channels = tuple(self.maze_channels)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field with a bad value."""
+        o = "network"
+        if self.network not in NETWORKS:
+            raise ValueError(f"network.network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
+        _check_int(o, "features_dim", self.features_dim, low=1)
+        for name in ("impala_channels", "maze_channels"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, tuple)
+                or not value
+                or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in value)
+            ):
+                _fail(o, name, value, "a non-empty sequence of integers >= 1")
+        _check_bool(o, "channels_last", self.channels_last)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,184 @@
+"""Agents by name: ``make("ppo", env, ppo=PPOConfig(), network=NetworkConfig(), seed=0)``.
+
+An agent builder takes the training env and the two configs and returns a ready
+:class:`HeldoutPPO` (or subclass). Later agents (RAD, DrAC, UCB-DrAC) register here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Protocol
+
+import gymnasium as gym
+import torch as th
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize, is_vecenv_wrapped
+
+from heldout.agents.config import NetworkConfig, PPOConfig
+from heldout.agents.networks import ImpalaCNN, MazeNet, select_network
+from heldout.agents.ppo import HeldoutPPO
+
+
+class AgentBuilder(Protocol):
+    def __call__(
+        self,
+        env: VecEnv | gym.Env,
+        *,
+        ppo: PPOConfig,
+        network: NetworkConfig,
+        seed: int | None,
+        device: th.device,
+        tensorboard_log: str | None,
+        verbose: int,
+    ) -> HeldoutPPO: ...
+
+
+_AGENTS: dict[str, AgentBuilder] = {}
+
+
+def register(name: str, builder: AgentBuilder, *, replace: bool = False) -> AgentBuilder:
+    """Add an agent builder under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"agent names are non-empty strings, got {name!r}")
+    if name in _AGENTS and not replace and _AGENTS[name] is not builder:
+        raise ValueError(f"an agent named {name!r} is already registered; pass replace=True")
+    _AGENTS[name] = builder
+    return builder
+
+
+def names() -> list[str]:
+    """Every registered agent name, sorted."""
+    return sorted(_AGENTS)
+
+
+def make(
+    name: str,
+    env: VecEnv | gym.Env,
+    *,
+    ppo: PPOConfig,
+    network: NetworkConfig,
+    seed: int | None,
+    device: str | th.device = "auto",
+    tensorboard_log: str | None = None,
+    verbose: int = 0,
+) -> HeldoutPPO:
+    """Build agent ``name`` on ``env`` (a VecEnv or a single Gymnasium env).
+
+    ``device="auto"`` picks CUDA when available. With ``ppo.normalize_reward`` the env is
+    wrapped in ``VecNormalize(norm_obs=False, norm_reward=True, gamma=ppo.gamma)`` unless it
+    already is; get it back with ``model.get_vec_normalize_env()`` (its statistics belong in
+    checkpoints). Unknown names raise ``KeyError`` listing the registered ones.
+    """
+    if name not in _AGENTS:
+        close = difflib.get_close_matches(str(name), list(_AGENTS), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise KeyError(f"unknown agent {name!r}.{hint} Available: {', '.join(names())}")
+    if not isinstance(ppo, PPOConfig):
+        raise TypeError(f"ppo must be a PPOConfig, got {type(ppo).__name__}")
+    if not isinstance(network, NetworkConfig):
+        raise TypeError(f"network must be a NetworkConfig, got {type(network).__name__}")
+    ppo.validate()
+    network.validate()
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be an integer >= 0 (or None), got {seed!r}")
+    if not isinstance(verbose, int):
+        raise ValueError(f"verbose must be an integer, got {verbose!r}")
+    return _AGENTS[name](
+        env,
+        ppo=ppo,
+        network=network,
+        seed=seed,
+        device=resolve_device(device),
+        tensorboard_log=tensorboard_log,
+        verbose=verbose,
+    )
+
+
+def resolve_device(device: str | th.device) -> th.device:
+    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA request is an error."""
+    if isinstance(device, str) and device == "auto":
+        return th.device("cuda" if th.cuda.is_available() else "cpu")
+    try:
+        resolved = th.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda (cuda:N)") from None
+    if resolved.type == "cuda" and not th.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here; use cpu or auto")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported; use auto, cpu or cuda (cuda:N)")
+    return resolved
+
+
+def env_family(env: VecEnv | gym.Env) -> str | None:
+    """The heldout env family's name, read through VecEnv wrappers from ``level_space.family``."""
+    inner: Any = env
+    while isinstance(inner, VecEnvWrapper):
+        inner = inner.venv
+    family = getattr(getattr(inner, "level_space", None), "family", None)
+    return family if isinstance(family, str) and family not in ("", "?") else None
+
+
+def policy_kwargs(network: NetworkConfig, ppo: PPOConfig, observation_space: gym.spaces.Space,
+                  family: str | None = None) -> dict[str, Any]:
+    """``policy_kwargs`` for sb3's ``ActorCriticPolicy``: a shared extractor with linear heads."""
+    kind = network.network if network.network != "auto" else select_network(observation_space, family)
+    if kind == "impala":
+        extractor: type = ImpalaCNN
+        extractor_kwargs: dict[str, Any] = {
+            "features_dim": network.features_dim,
+            "channels": tuple(network.impala_channels),
+            "channels_last": network.channels_last,
+        }
+        normalize_images = True  # uint8 pixels -> [0, 1]
+    else:
+        extractor = MazeNet
+        extractor_kwargs = {"features_dim": network.features_dim, "channels": tuple(network.maze_channels)}
+        normalize_images = False  # small integer codes, not pixels
+    _check_space(kind, observation_space)
+    return {
+        "features_extractor_class": extractor,
+        "features_extractor_kwargs": extractor_kwargs,
+        "share_features_extractor": True,
+        "net_arch": [],  # linear policy and value heads on the shared features
+        "normalize_images": normalize_images,
+        "optimizer_kwargs": {"eps": ppo.adam_eps},
+    }
+
+
+def _check_space(kind: str, space: gym.spaces.Space) -> None:
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 3:
+        raise ValueError(
+            f"network {kind!r} needs a 3-D Box observation space (an image or a maze grid), got {space}"
+        )
+    if kind == "maze" and 3 not in (space.shape[0], space.shape[-1]):
+        raise ValueError(f"network 'maze' needs 3 channels (wall, goal, direction), got observation shape {space.shape}")
+
+
+def _make_ppo(
+    env: VecEnv | gym.Env,
+    *,
+    ppo: PPOConfig,
+    network: NetworkConfig,
+    seed: int | None,
+    device: th.device,
+    tensorboard_log: str | None,
+    verbose: int,
+) -> HeldoutPPO:
+    venv = HeldoutPPO._wrap_env(env, verbose)
+    kwargs = ppo.sb3_kwargs(venv.num_envs)  # checks the minibatch split before anything is built
+    pk = policy_kwargs(network, ppo, venv.observation_space, env_family(venv))
+    if ppo.normalize_reward and not is_vecenv_wrapped(venv, VecNormalize):
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=ppo.gamma)
+    return HeldoutPPO(
+        ActorCriticPolicy,
+        venv,
+        policy_kwargs=pk,
+        seed=seed,
+        device=device,
+        tensorboard_log=tensorboard_log,
+        verbose=verbose,
+        **kwargs,
+    )
+
+
+register("ppo", _make_ppo)
