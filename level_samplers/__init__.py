@@ -1,1 +1,38 @@
-"""Level samplers: which level each environment slot plays next."""
+"""Level samplers: which level each environment slot plays next.
+
+>>> from heldout import level_samplers
+>>> sampler = level_samplers.make("plr", range(200), temperature=0.1)
+>>> level = sampler.sample()
+>>> sampler.update(level, score=0.3)
+>>> sampler.probabilities()[level]
+1.0
+
+Samplers know nothing of environments or torch: a level is any hashable object. Scores are
+pure functions in :mod:`heldout.level_samplers.scores`; turning a stable-baselines3
+rollout into per-episode scores is :mod:`heldout.level_samplers.rollout_scoring`, and the
+training callback is :class:`heldout.sampler_callback.LevelSamplerCallback`.
+"""
+
+from heldout.level_samplers import scores, transforms
+from heldout.level_samplers.base import Level, LevelSampler
+from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
+from heldout.level_samplers.registry import get, make, names, parameters, register
+from heldout.level_samplers.rollout_scoring import EpisodeScore, EpisodeScorer
+from heldout.level_samplers.uniform import UniformSampler
+
+__all__ = [
+    "EpisodeScore",
+    "EpisodeScorer",
+    "Level",
+    "LevelSampler",
+    "PLRSampler",
+    "RobustPLRSampler",
+    "UniformSampler",
+    "get",
+    "make",
+    "names",
+    "parameters",
+    "register",
+    "scores",
+    "transforms",
+]

@@ -1,0 +1,137 @@
+"""Episode scores from rollouts: segments, merging across rollout boundaries, zero scores.
+
+Two rollouts of T=3 steps in E=2 slots, worked by hand:
+
+slot 0, rollout 1: episode "a" (steps 0-1, ends), episode "b" starts at step 2 (cut)
+slot 0, rollout 2: "b" goes on at steps 0-1 and ends, episode "c" (step 2) ends with the rollout
+slot 1: one long episode "d" through both rollouts, still running at the end
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from heldout.level_samplers import EpisodeScorer, scores
+
+LEVELS_1 = [["a", "d"], ["a", "d"], ["b", "d"]]
+LEVELS_2 = [["b", "d"], ["b", "d"], ["c", "d"]]
+STARTS_1 = np.array([[1, 1], [0, 0], [1, 0]], dtype=np.float32)
+STARTS_2 = np.array([[0, 0], [0, 0], [1, 0]], dtype=np.float32)
+ADV_1 = np.array([[1.0, 0.5], [-3.0, 0.5], [2.0, 0.5]])
+ADV_2 = np.array([[-4.0, 1.0], [1.0, 1.0], [0.0, 1.0]])
+REPLAYED_1 = np.array([[True, False], [True, False], [False, False]])
+REPLAYED_2 = np.array([[False, False], [False, False], [True, False]])
+
+
+def rollout(levels, starts, adv, replayed, last_dones, values=None, rewards=None, returns=None, last_values=(0.0, 0.0)):
+    values = np.zeros((3, 2)) if values is None else np.asarray(values, dtype=float)
+    return dict(
+        levels=levels,
+        replayed=replayed,
+        rewards=np.zeros((3, 2)) if rewards is None else np.asarray(rewards, dtype=float),
+        values=values,
+        advantages=adv,
+        returns=adv + values if returns is None else returns,
+        episode_starts=starts,
+        last_values=np.asarray(last_values),
+        last_dones=np.asarray(last_dones),
+    )
+
+
+def test_value_l1_episodes_merged_across_the_boundary_and_zero_kept():
+    scorer = EpisodeScorer("value_l1", num_envs=2, gamma=0.99)
+    first = scorer.process(**rollout(LEVELS_1, STARTS_1, ADV_1, REPLAYED_1, last_dones=[False, False]))
+    assert [(e.level, e.steps, e.replayed) for e in first] == [("a", 2, True)]
+    assert first[0].score == pytest.approx((1 + 3) / 2)
+    assert scorer.pending() == {0: ("b", 1), 1: ("d", 3)}
+
+    second = scorer.process(**rollout(LEVELS_2, STARTS_2, ADV_2, REPLAYED_2, last_dones=[True, False]))
+    # "b": parts scored 2 (1 step) and (4 + 1) / 2 = 2.5 (2 steps) -> one score, step-weighted: 7/3
+    # (overwriting with the later part would give 2.5; scoring each part would give two updates)
+    assert [(e.level, e.steps, e.replayed, e.complete) for e in second] == [("b", 3, False, True), ("c", 1, True, True)]
+    assert second[0].score == pytest.approx(7 / 3)
+    # "c" has advantage exactly 0: its score 0.0 is reported like any other
+    assert second[1].score == 0.0
+    assert scorer.pending() == {1: ("d", 6)}
+
+    # "d" never ended; flushing scores what it has: (3 * 0.5 + 3 * 1) / 6 = 0.75
+    flushed = scorer.flush()
+    assert [(e.level, e.steps, e.complete) for e in flushed] == [("d", 6, False)]
+    assert flushed[0].score == pytest.approx(0.75)
+    assert scorer.pending() == {}
+
+
+def test_one_step_td_bootstraps_a_cut_segment_and_uses_zero_after_a_done():
+    scorer = EpisodeScorer("one_step_td", num_envs=2, gamma=0.5)
+    rewards = [[1.0, 0.0], [2.0, 0.0], [4.0, 0.0]]
+    values = [[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]]
+    out = scorer.process(
+        **rollout(LEVELS_1, STARTS_1, ADV_1, REPLAYED_1, [False, False], values=values, rewards=rewards, last_values=(10.0, 0.0))
+    )
+    # "a": steps 0-1, done after step 1: |1 + 0.5*1 - 0| = 1.5, |2 + 0.5*0 - 1| = 1 -> 1.25
+    assert out[0].level == "a" and out[0].score == pytest.approx(1.25)
+    # "b" (step 2) is cut: bootstrap V = 10 -> |4 + 5 - 3| = 6, carried with its one step
+    out2 = scorer.process(**rollout(LEVELS_2, STARTS_2, np.zeros((3, 2)), REPLAYED_2, [True, False]))
+    # rollout 2: "b" steps with r = V = 0 give TD error 0 -> (6 * 1 + 0 * 2) / 3 = 2
+    assert out2[0].level == "b" and out2[0].score == pytest.approx(2.0)
+
+
+def test_max_mc_uses_the_best_return_over_the_whole_episode_and_history():
+    scorer = EpisodeScorer("max_mc", num_envs=2, gamma=0.99)
+    values_1 = [[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]]
+    returns_1 = [[5.0, 0.0], [4.0, 0.0], [1.0, 0.0]]
+    out = scorer.process(
+        **rollout(LEVELS_1, STARTS_1, ADV_1, REPLAYED_1, [False, False], values=values_1, returns=np.array(returns_1)),
+        max_return_of=lambda level: 7.0 if level == "a" else None,
+    )
+    # "a": R_max = max(5, 4, recorded 7) = 7 -> 7 - mean(1, 3) = 5
+    assert out[0].score == pytest.approx(5.0) and out[0].max_return == 5.0
+    values_2 = [[4.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    returns_2 = [[6.0, 0.0], [2.0, 0.0], [0.0, 0.0]]
+    out2 = scorer.process(
+        **rollout(LEVELS_2, STARTS_2, ADV_2, REPLAYED_2, [True, False], values=values_2, returns=np.array(returns_2)),
+        max_return_of=lambda level: None,
+    )
+    # "b": values 2, 4, 0 over both rollouts, best return 6 (rollout 2) -> 6 - 2 = 4,
+    # the same as scores.max_mc over the whole episode
+    assert out2[0].level == "b"
+    assert out2[0].score == pytest.approx(scores.max_mc([2.0, 4.0, 0.0], 6.0)) == pytest.approx(4.0)
+
+
+def test_distribution_scores_use_the_given_probabilities():
+    scorer = EpisodeScorer("least_confidence", num_envs=2, gamma=0.99)
+    probs = np.full((3, 2, 2), 0.5)
+    probs[0, 0] = [0.9, 0.1]  # "a" step 0: 1 - 0.9 = 0.1 ; step 1: 0.5
+    out = scorer.process(**rollout(LEVELS_1, STARTS_1, ADV_1, REPLAYED_1, [False, False]), probs=probs)
+    assert out[0].score == pytest.approx((0.1 + 0.5) / 2)
+    with pytest.raises(ValueError, match="needs the policy's action probabilities"):
+        scorer.process(**rollout(LEVELS_1, STARTS_1, ADV_1, REPLAYED_1, [False, False]))
+
+
+def test_state_dict_round_trip_continues_exactly():
+    a = EpisodeScorer("value_l1", num_envs=2, gamma=0.99)
+    a.process(**rollout(LEVELS_1, STARTS_1, ADV_1, REPLAYED_1, [False, False]))
+    b = EpisodeScorer("value_l1", num_envs=2, gamma=0.99)
+    b.load_state_dict(pickle.loads(pickle.dumps(a.state_dict())))
+    second = rollout(LEVELS_2, STARTS_2, ADV_2, REPLAYED_2, [True, False])
+    assert a.process(**second) == b.process(**second)
+    assert a.flush() == b.flush()
+
+
+def test_a_carried_episode_that_cannot_continue_is_scored_not_dropped():
+    scorer = EpisodeScorer("value_l1", num_envs=2, gamma=0.99)
+    scorer.process(**rollout(LEVELS_1, STARTS_1, ADV_1, REPLAYED_1, [False, False]))
+    # The next rollout says both slots start fresh episodes (e.g. the env was reset).
+    starts = np.array([[1, 1], [0, 0], [0, 0]], dtype=np.float32)
+    levels = [["e", "f"]] * 3
+    out = scorer.process(**rollout(levels, starts, np.ones((3, 2)), REPLAYED_2, [True, True]))
+    assert [(e.level, e.complete) for e in out] == [("b", False), ("e", True), ("d", False), ("f", True)]
+    assert out[0].score == pytest.approx(2.0) and out[2].score == pytest.approx(0.5)
+
+
+def test_a_segment_with_two_levels_is_an_error():
+    scorer = EpisodeScorer("value_l1", num_envs=2, gamma=0.99)
+    bad = [["a", "d"], ["x", "d"], ["b", "d"]]
+    with pytest.raises(ValueError, match="slot 0: steps 0..1 form one episode"):
+        scorer.process(**rollout(bad, STARTS_1, ADV_1, REPLAYED_1, [False, False]))
