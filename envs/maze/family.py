@@ -1,0 +1,176 @@
+"""The ``maze`` environment family: options, level sets, single and vectorised envs.
+
+Options (keyword arguments of ``make``, ``make_vec``, ``level_set`` and ``level_space``):
+
+==================== ========= ==========================================================
+``size``             13        interior side of generated levels (7..255)
+``view_size``        5         side of the egocentric view (odd)
+``max_steps``        None      time limit T of every level (None: 250, scaled for large grids)
+``full_obs``         False     observe the whole (size, size) grid instead of the view
+``num_train_levels`` 200       levels in ``train``
+``num_test_levels``  200       levels in ``test``, ``test_ood`` and ``large``
+``level_seed``       0         seed of every level set
+``large_size``       25        interior side of the ``large`` set
+``keep_solvable``    False     the level space's default for ``mutate``
+``render_mode``      None      ``"rgb_array"`` (or ``"ansi"`` for the single env)
+==================== ========= ==========================================================
+
+Grid sizes: a vec env's grid is the largest level of its level set (or ``size``, if larger).
+With partial views smaller levels share it (the ``named`` set plays in one 51x51 vec env);
+with ``full_obs`` all levels must have one size (split a mixed set with
+:func:`~heldout.envs.maze.level_sets.split_by_size`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from heldout.envs.base import EnvFamily, LevelSet
+from heldout.envs.maze.level import MAX_SIDE, MazeLevel
+from heldout.envs.maze.level_sets import LEVEL_SET_NAMES, build_level_set, grid_size_of
+from heldout.envs.maze.rules import check_view_size
+from heldout.envs.maze.single import MazeEnv
+from heldout.envs.maze.space import MazeLevelSpace
+from heldout.envs.maze.vec import MazeVecEnv
+
+MIN_SIZE = 7
+DEFAULT_SIZE = 13
+
+
+@dataclass(frozen=True)
+class MazeOptions:
+    """The maze family's options, validated (see the module docstring)."""
+
+    size: int | None = None
+    view_size: int = 5
+    max_steps: int | None = None
+    full_obs: bool = False
+    num_train_levels: int | None = None
+    num_test_levels: int = 200
+    level_seed: int = 0
+    large_size: int = 25
+    keep_solvable: bool = False
+    render_mode: str | None = None
+
+    @classmethod
+    def from_kwargs(cls, **options: Any) -> "MazeOptions":
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown maze option(s) {', '.join(unknown)}; the maze takes {', '.join(known)}")
+        opts = cls(**options)
+        for name in ("size", "large_size"):
+            value = getattr(opts, name)
+            if value is not None and not (isinstance(value, (int, np.integer)) and MIN_SIZE <= value <= MAX_SIDE):
+                raise ValueError(f"{name} must be an integer from {MIN_SIZE} to {MAX_SIDE}, got {value!r}")
+        check_view_size(opts.view_size)
+        if opts.max_steps is not None and not (isinstance(opts.max_steps, (int, np.integer)) and opts.max_steps >= 1):
+            raise ValueError(f"max_steps must be a positive integer or None, got {opts.max_steps!r}")
+        return opts
+
+    @property
+    def generation_size(self) -> int:
+        return DEFAULT_SIZE if self.size is None else int(self.size)
+
+
+class MazeFamily(EnvFamily):
+    """Parametric mazes for environment design (levels are wall maps, not seeds)."""
+
+    name = "maze"
+    description = "parametric grid mazes: 13x13 default, 5x5 egocentric view, 3 actions, solve rate"
+    level_set_names = LEVEL_SET_NAMES
+    score_unit = "solve rate"
+    default_num_train_levels = 200
+
+    # -- levels ---------------------------------------------------------------------------------
+    def level_space(self, **options: Any) -> MazeLevelSpace:
+        opts = MazeOptions.from_kwargs(**options)
+        return MazeLevelSpace(opts.generation_size, keep_solvable=opts.keep_solvable)
+
+    def level_set(
+        self, name: str, *, num_train_levels: int | None = None, level_seed: int = 0, **options: Any
+    ) -> LevelSet:
+        self.check_level_set_name(name)
+        opts = MazeOptions.from_kwargs(num_train_levels=num_train_levels, level_seed=level_seed, **options)
+        return build_level_set(
+            name,
+            num_train_levels=opts.num_train_levels or self.default_num_train_levels,
+            num_test_levels=opts.num_test_levels,
+            level_seed=opts.level_seed,
+            size=opts.generation_size,
+            large_size=opts.large_size,
+        )
+
+    def _resolve(self, level_set: str | LevelSet, opts: MazeOptions) -> tuple[LevelSet, tuple[int, int]]:
+        """The level set and the grid size an env for it needs."""
+        if isinstance(level_set, str):
+            lset = self.level_set(
+                level_set,
+                num_train_levels=opts.num_train_levels,
+                level_seed=opts.level_seed,
+                size=opts.size,
+                num_test_levels=opts.num_test_levels,
+                large_size=opts.large_size,
+            )
+        elif isinstance(level_set, LevelSet):
+            lset = level_set
+            if lset.finite and not all(isinstance(lv, MazeLevel) for lv in lset):
+                space = MazeLevelSpace()
+                lset = LevelSet(lset.name, levels=tuple(space.coerce(lv) for lv in lset), notes=lset.notes,
+                                metadata=dict(lset.metadata))
+        else:
+            raise TypeError(f"level_set is a level set name or a LevelSet, got {type(level_set).__name__}")
+        shape = grid_size_of(lset) or (opts.generation_size, opts.generation_size)
+        if opts.size is not None and not opts.full_obs:
+            shape = (max(shape[0], opts.size), max(shape[1], opts.size))
+        if opts.full_obs and lset.finite and len({lv.shape for lv in lset}) > 1:
+            sizes = ", ".join(f"{h}x{w}" for h, w in sorted({lv.shape for lv in lset}))
+            raise ValueError(
+                f"level set {lset.name!r} mixes grid sizes ({sizes}) but full_obs=True needs one size: "
+                "split it with heldout.envs.maze.split_by_size(level_set) and make one env per size, "
+                "or use the egocentric view (full_obs=False)"
+            )
+        return lset, shape
+
+    # -- environments ---------------------------------------------------------------------------
+    def make(self, level_set: str | LevelSet = "train", **options: Any) -> MazeEnv:
+        opts = MazeOptions.from_kwargs(**options)
+        lset, shape = self._resolve(level_set, opts)
+        return MazeEnv(
+            lset,
+            MazeLevelSpace(opts.generation_size, keep_solvable=opts.keep_solvable),
+            grid_size=shape,
+            view_size=opts.view_size,
+            max_steps=opts.max_steps,
+            full_obs=opts.full_obs,
+            render_mode=opts.render_mode,
+        )
+
+    def make_vec(
+        self, num_envs: int, level_set: str | LevelSet = "train", *, seed: int = 0, **options: Any
+    ) -> MazeVecEnv:
+        opts = MazeOptions.from_kwargs(**options)
+        lset, shape = self._resolve(level_set, opts)
+        return MazeVecEnv(
+            num_envs,
+            lset,
+            MazeLevelSpace(opts.generation_size, keep_solvable=opts.keep_solvable),
+            grid_size=shape,
+            view_size=opts.view_size,
+            max_steps=opts.max_steps,
+            full_obs=opts.full_obs,
+            seed=seed,
+            render_mode=opts.render_mode,
+        )
+
+    # -- scores ---------------------------------------------------------------------------------
+    def solved(self, returns: np.ndarray) -> np.ndarray:
+        """An episode is solved when its return is above 0 (the goal was reached in time)."""
+        return np.asarray(returns) > 0
+
+    def normalise(self, returns: np.ndarray) -> np.ndarray:
+        """The maze's normalised score is the solve rate: 1.0 per solved episode, else 0.0."""
+        return self.solved(returns).astype(np.float64)

@@ -1,0 +1,100 @@
+"""The maze family's :class:`LevelSpace`: what samplers and generators may know of its levels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from heldout.envs.base import LevelSpace
+from heldout.envs.maze import paths
+from heldout.envs.maze.level import NUM_CELL_CODES, MazeLevel
+from heldout.envs.maze.mutate import DEFAULT_WEIGHTS, mutate_level
+from heldout.envs.maze.render import DEFAULT_TILE, render_level
+from heldout.envs.maze.text import format_level, parse_level
+
+
+class MazeLevelSpace(LevelSpace):
+    """Levels of the maze family: text form, pictures, array encoding, edits, solvability.
+
+    ``size`` is the interior side of the levels this space's generators work on (the shape
+    of :meth:`encode` for those levels is ``(size, size)``; levels of other sizes still
+    encode to their own shape). ``keep_solvable`` is the default of :meth:`mutate`.
+    """
+
+    family = "maze"
+    num_cell_codes = NUM_CELL_CODES
+    """Categories of the array encoding: 0 floor, 1 wall, 2 goal, 3-6 agent facing east/south/west/north."""
+
+    def __init__(
+        self,
+        size: int = 13,
+        *,
+        keep_solvable: bool = False,
+        edit_weights: tuple[float, float, float] = DEFAULT_WEIGHTS,
+        tile: int = DEFAULT_TILE,
+    ) -> None:
+        self.size = int(size)
+        self.keep_solvable = bool(keep_solvable)
+        self.edit_weights = tuple(edit_weights)
+        self.tile = int(tile)
+
+    def __repr__(self) -> str:
+        return f"MazeLevelSpace(size={self.size}, keep_solvable={self.keep_solvable})"
+
+    @property
+    def encoding_shape(self) -> tuple[int, int]:
+        """Shape of :meth:`encode` for levels of this space's size."""
+        return self.size, self.size
+
+    # -- text -----------------------------------------------------------------------------------
+    def format(self, level: MazeLevel) -> str:
+        return format_level(self.coerce(level))
+
+    def parse(self, text: str) -> MazeLevel:
+        return parse_level(text)
+
+    def coerce(self, level: Any) -> MazeLevel:
+        """A :class:`MazeLevel` from a level, its text form or its bytes."""
+        if isinstance(level, MazeLevel):
+            return level
+        if isinstance(level, str):
+            return parse_level(level)
+        if isinstance(level, (bytes, bytearray)):
+            return MazeLevel.from_bytes(bytes(level))
+        raise TypeError(f"expected a MazeLevel, its text form (str) or its bytes, got {type(level).__name__}")
+
+    # -- pictures -------------------------------------------------------------------------------
+    def render(self, level: MazeLevel) -> np.ndarray:
+        return render_level(self.coerce(level), tile=self.tile)
+
+    # -- environment design ---------------------------------------------------------------------
+    def encode(self, level: MazeLevel) -> np.ndarray:
+        """(height, width) uint8 categorical cells: 0 floor, 1 wall, 2 goal, 3 + direction agent."""
+        return self.coerce(level).to_array()
+
+    def decode(self, array: np.ndarray) -> MazeLevel:
+        """The level of an :meth:`encode` array (exactly one goal and one agent; errors say what is wrong)."""
+        return MazeLevel.from_array(array)
+
+    def mutate(
+        self,
+        level: MazeLevel,
+        rng: np.random.Generator,
+        num_edits: int = 1,
+        *,
+        keep_solvable: bool | None = None,
+    ) -> MazeLevel:
+        """``level`` after ``num_edits`` random edits (toggle a wall, move the goal or the start).
+
+        ``keep_solvable`` (default: the space's setting) never turns a solvable level unsolvable.
+        """
+        keep = self.keep_solvable if keep_solvable is None else keep_solvable
+        return mutate_level(self.coerce(level), rng, num_edits, keep_solvable=keep, weights=self.edit_weights)
+
+    def is_solvable(self, level: MazeLevel) -> bool:
+        return paths.is_solvable(self.coerce(level))
+
+    def shortest_path_length(self, level: MazeLevel) -> int | None:
+        """Fewest grid steps from start to goal, None if unsolvable."""
+        return paths.shortest_path_length(self.coerce(level))
