@@ -5,8 +5,11 @@ same TensorBoard scalars) but in overridable pieces:
 
 * :meth:`HeldoutPPO.minibatches` yields the minibatches of one epoch, without masked samples;
 * :meth:`HeldoutPPO.loss_observations` gives the observations the loss sees (RAD augments here);
+* :meth:`HeldoutPPO.evaluate` runs the policy once: values, log-probs, entropy, distribution, features;
 * :meth:`HeldoutPPO.compute_loss` returns a :class:`PPOLoss` (policy, value, entropy terms);
-* :meth:`HeldoutPPO.extra_loss` adds named terms to the loss (DrAC's regularisers go here);
+* :meth:`HeldoutPPO.extra_loss` adds named terms to the loss (DrAC's regularisers go here: the
+  :class:`PPOLoss` it receives carries the raw-frame distribution and values, so only the
+  augmented branch needs a new forward pass);
 * :meth:`HeldoutPPO.optimize` takes one gradient step.
 
 Loss mask (Robust PLR trains on no experience from newly tried levels): call
@@ -29,6 +32,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import GymEnv, RolloutBufferSamples
@@ -83,6 +87,10 @@ class PPOLoss:
     values: th.Tensor
     log_prob: th.Tensor
     entropy: th.Tensor | None
+    distribution: Distribution
+    """The policy on the loss observations (DrAC's KL term needs all action probabilities)."""
+    features: Any
+    """The feature extractor's output on the loss observations (a pair if not shared)."""
     approx_kl: float
     clip_fraction: float
     extra: dict[str, float] = field(default_factory=dict)
@@ -162,12 +170,32 @@ class HeldoutPPO(PPO):
         """The observations the PPO loss is computed on (RAD returns augmented ones)."""
         return batch.observations
 
+    def evaluate(
+        self, observations: th.Tensor, actions: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution, Any]:
+        """Values, log-probabilities, entropy, the action distribution and the shared features.
+
+        The same computation as sb3's ``ActorCriticPolicy.evaluate_actions``, keeping the
+        distribution and features so that loss hooks need no second forward pass.
+        """
+        policy = self.policy
+        features = policy.extract_features(observations)
+        if policy.share_features_extractor:
+            latent_pi, latent_vf = policy.mlp_extractor(features)
+        else:  # features is a (policy, value) pair
+            latent_pi = policy.mlp_extractor.forward_actor(features[0])
+            latent_vf = policy.mlp_extractor.forward_critic(features[1])
+        distribution = policy._get_action_dist_from_latent(latent_pi)
+        log_prob = distribution.log_prob(actions)
+        values = policy.value_net(latent_vf)
+        return values, log_prob, distribution.entropy(), distribution, features
+
     def compute_loss(self, batch: RolloutBufferSamples, clip_range: float, clip_range_vf: float | None) -> PPOLoss:
         """sb3's PPO loss on one minibatch, plus :meth:`extra_loss` terms."""
         actions = batch.actions
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
-        values, log_prob, entropy = self.policy.evaluate_actions(self.loss_observations(batch), actions)
+        values, log_prob, entropy, distribution, features = self.evaluate(self.loss_observations(batch), actions)
         values = values.flatten()
 
         advantages = batch.advantages
@@ -200,6 +228,8 @@ class HeldoutPPO(PPO):
             values=values,
             log_prob=log_prob,
             entropy=entropy,
+            distribution=distribution,
+            features=features,
             approx_kl=approx_kl,
             clip_fraction=clip_fraction,
         )

@@ -265,7 +265,12 @@ def test_mask_validation():
 
 # -- hooks ------------------------------------------------------------------------------------------
 class WeightDecayPPO(HeldoutPPO):
+    seen: list = []
+
     def extra_loss(self, batch, loss):
+        probs = loss.distribution.distribution.probs  # what a DrAC KL term would use
+        self.seen.append((len(batch.advantages), tuple(probs.shape), tuple(loss.features.shape),
+                          float(probs.detach().sum(1).mean())))
         return {"l2": 0.1 * sum(p.square().sum() for p in self.policy.features_extractor.parameters())}
 
 
@@ -274,6 +279,9 @@ def test_extra_loss_hook_is_added_and_logged():
     base.learn(N_STEPS * N_ENVS, log_interval=10**6)
     decayed.learn(N_STEPS * N_ENVS, log_interval=10**6)
     logged = decayed.logger.name_to_value
+    batch = N_STEPS * N_ENVS // 4
+    assert decayed.seen[0] == (batch, (batch, 3), (batch, 32), pytest.approx(1.0))
+    assert len(decayed.seen) == 2 * 4  # 2 epochs x 4 minibatches
     assert logged["train/l2"] > 0
     assert logged["train/loss"] > base.logger.name_to_value["train/loss"]
     assert not same(params(base), params(decayed))
@@ -393,3 +401,22 @@ def test_devices_without_cuda():
     assert agents.resolve_device("auto") == th.device("cpu")
     with pytest.raises(ValueError, match="CUDA is not available"):
         agents.resolve_device("cuda")
+
+
+# -- the project's own env families (skipped where a family is not registered) ---------------------
+@pytest.mark.parametrize(
+    "family, options, extractor",
+    [("maze", {}, MazeNet), ("maze", {"full_obs": True}, MazeNet), ("procgen/coinrun", {}, ImpalaCNN)],
+)
+def test_auto_network_on_registered_families(family, options, extractor):
+    from heldout import envs
+
+    if family not in envs.names():
+        pytest.skip(f"env family {family!r} is not registered")
+    venv = envs.make_vec(family, 2, seed=0, **options)
+    model = agents.make("ppo", venv, ppo=PPOConfig(n_steps=8, n_minibatches=2), network=NetworkConfig(),
+                        seed=0, device="cpu")
+    assert isinstance(model.policy.features_extractor, extractor)
+    assert model.observation_space.shape == venv.observation_space.shape  # no VecTransposeImage
+    model.learn(2 * 8 * 2)
+    assert model.num_timesteps == 32
