@@ -5,6 +5,7 @@ Choosing the level of one slot needs no fork: a donor ``ProcgenGym3Env(num=1,
 start_level=s, num_levels=1)`` holds level ``s`` just after its reset; its serialised state
 (procgen's ``get_state``) written into a slot with ``set_state`` makes that slot play ``s``
 from its first frame on, with the same random stream, so it matches a fresh env of seed ``s``.
+Start states are cached per (game, mode) and lightened once (:func:`lighten_start_state`).
 """
 
 from __future__ import annotations
