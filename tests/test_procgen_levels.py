@@ -105,6 +105,8 @@ def test_normalised_scores_use_the_published_easy_constants():
     # starpilot (2.5, 64): 33.25 is half-way
     np.testing.assert_allclose(envs.get("procgen/starpilot").normalise([33.25]), [0.5])
     assert coinrun.normalise(np.array([7.0]), distribution_mode="hard") is None
+    options = {"distribution_mode": "easy", "num_train_levels": 50, "level_seed": 3}
+    np.testing.assert_allclose(coinrun.normalise([7.5], **options), [0.5])
     assert set(games.EASY_RETURN_RANGE) == set(games.GAMES)
 
 

@@ -86,9 +86,13 @@ class ProcgenFamily(EnvFamily):
             num_threads=num_threads,
         )
 
-    def normalise(self, returns: np.ndarray, *, distribution_mode: str = "easy") -> np.ndarray | None:
+    def normalise(
+        self, returns: np.ndarray, *, distribution_mode: str = "easy", **options: Any
+    ) -> np.ndarray | None:
         """Returns mapped to the published easy-mode normalised score; None for hard mode,
-        whose constants differ and are not reproduced here."""
+        whose constants differ and are not reproduced here. Accepts the family's other options
+        (and ignores them), so callers can pass the options the env was made with."""
+        _reject_unknown(self.name, options, _SET_OPTIONS | {"render_mode", "num_threads"})
         return games.normalise(self.game, returns, distribution_mode)
 
     def _resolve(self, level_set: str | LevelSet, options: dict[str, Any]) -> LevelSet:
