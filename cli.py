@@ -14,6 +14,8 @@ from importlib import import_module
 COMMAND_MODULES = (
     "heldout.envs.cli",
     "heldout.envs.maze.cli",
+    "heldout.train",
+    "heldout.evaluate",
 )
 
 

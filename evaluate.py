@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         env_options=cfg.env.options,
     )
-    scores = evaluation.scores(setup.family, episodes_run)
+    scores = evaluation.scores(setup.family, episodes_run, cfg.env.options)
     result = {
         "run_dir": str(run_dir),
         "levels": report.describe_level_set(levels),

@@ -111,7 +111,7 @@ def difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray)
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half}
 
 
-def scores(family: EnvFamily, episodes: Episodes) -> dict[str, np.ndarray]:
+def scores(family: EnvFamily, episodes: Episodes, env_options: dict | None = None) -> dict[str, np.ndarray]:
     """Per-episode scores in every unit the family defines: the headline unit first."""
     out: dict[str, np.ndarray] = {}
     solved = family.solved(episodes.returns)
@@ -120,7 +120,7 @@ def scores(family: EnvFamily, episodes: Episodes) -> dict[str, np.ndarray]:
     else:
         out["score"] = episodes.returns
     out["return"] = episodes.returns
-    normalised = family.normalise(episodes.returns)
+    normalised = family.normalise(episodes.returns, **(env_options or {}))
     if normalised is not None and family.score_unit == "return":
         out["normalised"] = np.asarray(normalised, dtype=np.float64)
     if solved is not None:
@@ -128,10 +128,10 @@ def scores(family: EnvFamily, episodes: Episodes) -> dict[str, np.ndarray]:
     return out
 
 
-def summarise(family: EnvFamily, train: Episodes, test: Episodes) -> dict[str, dict]:
+def summarise(family: EnvFamily, train: Episodes, test: Episodes, env_options: dict | None = None) -> dict[str, dict]:
     """``train``, ``test`` and ``gap`` (train minus test): mean and 95% interval in the
     family's score unit, with the raw return and, where defined, the normalised score beside."""
-    s_train, s_test = scores(family, train), scores(family, test)
+    s_train, s_test = scores(family, train, env_options), scores(family, test, env_options)
     result: dict[str, dict] = {"train": interval(s_train["score"]), "test": interval(s_test["score"])}
     result["gap"] = difference(s_train["score"], s_test["score"])
     for unit in ("return", "normalised", "solve_rate"):

@@ -172,7 +172,7 @@ def evaluate_both(setup: Setup, episodes: int, seed_offset: int = 0) -> dict[str
             seed=cfg.seed + 1_000_003 + seed_offset,
             env_options=cfg.env.options,
         )
-    return evaluation.summarise(setup.family, runs["train"], runs["test"])
+    return evaluation.summarise(setup.family, runs["train"], runs["test"], cfg.env.options)
 
 
 def evaluate_and_log(setup: Setup, run_dir: Path, logger, episodes: int, tag: str) -> dict[str, Any]:

@@ -169,8 +169,9 @@ class EnvFamily(ABC):
     @abstractmethod
     def make_vec(self, num_envs: int, level_set: str | LevelSet = "train", *, seed: int = 0, **options: Any) -> "LevelVecEnv": ...
 
-    def normalise(self, returns: np.ndarray) -> np.ndarray | None:
-        """Returns mapped to the family's normalised score, or None where it defines none."""
+    def normalise(self, returns: np.ndarray, **options: Any) -> np.ndarray | None:
+        """Returns mapped to the family's normalised score, or None where it defines none
+        (``options``: those the env was made with, e.g. Procgen's ``distribution_mode``)."""
         return None
 
     def solved(self, returns: np.ndarray) -> np.ndarray | None:

@@ -171,6 +171,6 @@ class MazeFamily(EnvFamily):
         """An episode is solved when its return is above 0 (the goal was reached in time)."""
         return np.asarray(returns) > 0
 
-    def normalise(self, returns: np.ndarray) -> np.ndarray:
+    def normalise(self, returns: np.ndarray, **options: Any) -> np.ndarray:
         """The maze's normalised score is the solve rate: 1.0 per solved episode, else 0.0."""
         return self.solved(returns).astype(np.float64)
