@@ -125,6 +125,10 @@ class HeldoutPPO(PPO):
         check_for_nested_spaces(env.observation_space)
         return env
 
+    def _excluded_save_params(self) -> list[str]:
+        # A pending mask belongs to the rollout buffer, which sb3 does not save either.
+        return [*super()._excluded_save_params(), "_loss_mask"]
+
     def _setup_model(self) -> None:
         super()._setup_model()
         if getattr(self.policy.features_extractor, "channels_last", False):

@@ -325,9 +325,11 @@ def test_tensorboard_gets_sb3_train_scalars(tmp_path):
 def test_save_and_load_round_trip(tmp_path):
     model = make_agent(seed=4)
     model.learn(32 * N_ENVS)
+    model.set_loss_mask(np.ones((32, N_ENVS)))  # a pending mask is not part of a saved model
     model.save(tmp_path / "agent.zip")
     loaded = HeldoutPPO.load(tmp_path / "agent.zip", env=vec(), device="cpu")
     assert same(params(model), params(loaded))
+    assert loaded.pending_loss_mask is None and isinstance(loaded.rollout_buffer, agents.MaskedRolloutBuffer)
     assert loaded.policy.features_extractor.stacks[1].conv.weight.is_contiguous(memory_format=th.channels_last)
     obs = np.stack([ColourEnv().reset(seed=i)[0] for i in range(3)])
     assert np.array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
