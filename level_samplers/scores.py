@@ -65,7 +65,9 @@ def _probs(probs: ArrayLike) -> np.ndarray:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def compute_gae(rewards: ArrayLike, values: ArrayLike, next_value: float, gamma: float, gae_lambda: float) -> np.ndarray:
+def compute_gae(
+    rewards: ArrayLike, values: ArrayLike, next_value: float, gamma: float, gae_lambda: float
+) -> np.ndarray:
     """GAE advantages of one segment with no episode end inside it (a new array).
 
     delta_t = r_t + gamma V_{t+1} - V_t with V_T = ``next_value``;
@@ -174,7 +176,7 @@ def score(
 
     if name in ADVANTAGE_SCORES:
         need(advantages=advantages)
-        return {"value_l1": value_l1, "positive_value_loss": positive_value_loss, "gae": gae}[name](advantages)  # type: ignore[arg-type]
+        return _BY_ADVANTAGE[name](advantages)  # type: ignore[arg-type]
     if name == "max_mc":
         need(values=values, max_return=max_return)
         return max_mc(values, max_return)  # type: ignore[arg-type]
@@ -182,4 +184,8 @@ def score(
         need(rewards=rewards, values=values, next_value=next_value, gamma=gamma)
         return one_step_td(rewards, values, next_value, gamma)  # type: ignore[arg-type]
     need(probs=probs)
-    return {"policy_entropy": policy_entropy, "least_confidence": least_confidence, "min_margin": min_margin}[name](probs)  # type: ignore[arg-type]
+    return _BY_PROBS[name](probs)  # type: ignore[arg-type]
+
+
+_BY_ADVANTAGE = {"value_l1": value_l1, "positive_value_loss": positive_value_loss, "gae": gae}
+_BY_PROBS = {"policy_entropy": policy_entropy, "least_confidence": least_confidence, "min_margin": min_margin}
