@@ -343,3 +343,12 @@ def test_level_samplers_import_neither_torch_nor_envs_nor_agents():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_level_set_object_is_accepted_as_levels():
+    from heldout.envs.base import LevelSet
+
+    finite = level_samplers.make("plr", LevelSet("train", levels=(3, 1, 2)))
+    assert finite.finite and list(finite.probabilities()) == [3, 1, 2]
+    unbounded = level_samplers.make("robust_plr", LevelSet("test", draw=lambda rng: int(rng.integers(100))))
+    assert not unbounded.finite and 0 <= unbounded.sample() < 100

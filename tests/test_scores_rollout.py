@@ -18,7 +18,7 @@ LEVELS_1 = [["a", "d"], ["a", "d"], ["b", "d"]]
 LEVELS_2 = [["b", "d"], ["b", "d"], ["c", "d"]]
 STARTS_1 = np.array([[1, 1], [0, 0], [1, 0]], dtype=np.float32)
 STARTS_2 = np.array([[0, 0], [0, 0], [1, 0]], dtype=np.float32)
-ADV_1 = np.array([[1.0, 0.5], [-3.0, 0.5], [2.0, 0.5]])
+ADV_1 = np.array([[1.0, 0.0], [-3.0, 0.0], [2.0, 0.0]])
 ADV_2 = np.array([[-4.0, 1.0], [1.0, 1.0], [0.0, 1.0]])
 REPLAYED_1 = np.array([[True, False], [True, False], [False, False]])
 REPLAYED_2 = np.array([[False, False], [False, False], [True, False]])
@@ -55,10 +55,11 @@ def test_value_l1_episodes_merged_across_the_boundary_and_zero_kept():
     assert second[1].score == 0.0
     assert scorer.pending() == {1: ("d", 6)}
 
-    # "d" never ended; flushing scores what it has: (3 * 0.5 + 3 * 1) / 6 = 0.75
+    # "d" never ended; flushing scores what it has. Its first part scored exactly 0 and still
+    # counts: (3 * 0 + 3 * 1) / 6 = 0.5 (dropping the zero part would give 1)
     flushed = scorer.flush()
     assert [(e.level, e.steps, e.complete) for e in flushed] == [("d", 6, False)]
-    assert flushed[0].score == pytest.approx(0.75)
+    assert flushed[0].score == pytest.approx(0.5)
     assert scorer.pending() == {}
 
 
@@ -127,7 +128,7 @@ def test_a_carried_episode_that_cannot_continue_is_scored_not_dropped():
     levels = [["e", "f"]] * 3
     out = scorer.process(**rollout(levels, starts, np.ones((3, 2)), REPLAYED_2, [True, True]))
     assert [(e.level, e.complete) for e in out] == [("b", False), ("e", True), ("d", False), ("f", True)]
-    assert out[0].score == pytest.approx(2.0) and out[2].score == pytest.approx(0.5)
+    assert out[0].score == pytest.approx(2.0) and out[2].score == 0.0
 
 
 def test_a_segment_with_two_levels_is_an_error():
