@@ -15,6 +15,15 @@ from heldout import agents
 from heldout.agents import HeldoutPPO, ImpalaCNN, MazeNet, NetworkConfig, PPOConfig, policy_kwargs
 
 N_ENVS, N_STEPS = 2, 16
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny networks: one thread is as fast and does not suffer on a busy shared machine."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
 SMALL_IMPALA = dict(network="impala", impala_channels=(4, 8, 8), features_dim=32)
 
 
