@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+import copy
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -205,9 +206,13 @@ class EpisodeScorer:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"num_envs": self.num_envs, "partials": {e: asdict(p) for e, p in self._partials.items()}}
+        # Not dataclasses.asdict: it would turn levels that are dataclasses into dicts.
+        partials = {
+            e: {f.name: copy.deepcopy(getattr(p, f.name)) for f in fields(p)} for e, p in self._partials.items()
+        }
+        return {"num_envs": self.num_envs, "partials": partials}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["num_envs"]) != self.num_envs:
             raise ValueError(f"this state is for {state['num_envs']} env slots, the scorer has {self.num_envs}")
-        self._partials = {int(e): _Partial(**p) for e, p in state["partials"].items()}
+        self._partials = {int(e): _Partial(**copy.deepcopy(p)) for e, p in state["partials"].items()}

@@ -8,6 +8,7 @@ slot 1: one long episode "d" through both rollouts, still running at the end
 """
 
 import pickle
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -118,6 +119,23 @@ def test_state_dict_round_trip_continues_exactly():
     second = rollout(LEVELS_2, STARTS_2, ADV_2, REPLAYED_2, [True, False])
     assert a.process(**second) == b.process(**second)
     assert a.flush() == b.flush()
+
+
+@dataclass(frozen=True)
+class MazeLike:
+    walls: bytes
+
+
+def test_state_dict_keeps_dataclass_levels_as_levels():
+    a, b = MazeLike(b"\x00"), MazeLike(b"\x01")
+    scorer = EpisodeScorer("value_l1", num_envs=2, gamma=0.99)
+    levels = [[a, b], [a, b], [a, b]]
+    scorer.process(**rollout(levels, np.array([[1, 1], [0, 0], [0, 0]]), ADV_1, REPLAYED_1, [False, False]))
+    state = pickle.loads(pickle.dumps(scorer.state_dict()))
+    restored = EpisodeScorer("value_l1", num_envs=2, gamma=0.99)
+    restored.load_state_dict(state)
+    assert restored.pending() == {0: (a, 3), 1: (b, 3)}
+    assert [e.level for e in restored.flush()] == [a, b]
 
 
 def test_a_carried_episode_that_cannot_continue_is_scored_not_dropped():
