@@ -65,7 +65,7 @@ def capture(model, level_env, extra: dict[str, Any]) -> dict[str, Any]:
         "ep_info_buffer": list(model.ep_info_buffer or []),
         "reward_normalizer": None
         if normalizer is None
-        else {"ret_rms": normalizer.ret_rms, "returns": normalizer.returns.copy(), "obs_rms": normalizer.obs_rms},
+        else {"ret_rms": normalizer.ret_rms, "returns": normalizer.returns.copy()},
         "env": level_env.get_state(),
         "rng": rng_states(),
         **extra,
@@ -116,6 +116,5 @@ def restore(model, level_env, state: dict[str, Any]) -> None:
     if normalizer is not None:
         normalizer.ret_rms = saved["ret_rms"]
         normalizer.returns = saved["returns"].copy()
-        normalizer.obs_rms = saved["obs_rms"]
     level_env.set_state(state["env"])
     set_rng_states(state["rng"])

@@ -113,6 +113,7 @@ def _maze_preset() -> TrainConfig:
     cfg.steps = 400_000
     cfg.eval = EvalConfig(interval=100_000, episodes=100, final_episodes=400, num_envs=32)
     cfg.checkpoint_interval = 10
+    cfg.torch_threads = 1  # the maze network is tiny: one thread beats two (and never thrashes)
     return cfg
 
 

@@ -1,0 +1,161 @@
+"""End to end: `heldout train` and `heldout evaluate` through the CLI, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from heldout import checkpoint
+from heldout.cli import main
+
+# A few thousand steps: 8 maze envs x 64 steps per update.
+MAZE_FAST = [
+    "--env", "maze", "--env.num_envs", "8", "--ppo.n_steps", "64", "--ppo.n_minibatches", "2",
+    "--ppo.n_epochs", "2", "--eval.episodes", "6", "--eval.final_episodes", "12", "--eval.num_envs", "6",
+    "--torch_threads", "1", "--no-progress",
+]  # fmt: skip
+
+
+def tensorboard_tags(tb_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for events in tb_dir.rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={"images": 0, "scalars": 0})
+        acc.Reload()
+        for kind in ("scalars", "images", "histograms"):
+            tags |= set(acc.Tags()[kind])
+    return tags
+
+
+def check_report(run: Path, steps: int) -> dict:
+    report = json.loads((run / "report.json").read_text())
+    for part in ("train", "test", "gap"):
+        stats = report[part]
+        assert stats["ci_low"] <= stats["mean"] <= stats["ci_high"]
+    assert report["gap"]["mean"] == pytest.approx(report["train"]["mean"] - report["test"]["mean"])
+    assert report["steps"] >= steps
+    assert set(report["untrained"]) == {"train", "test", "gap"}
+    assert report["config"]["steps"] == steps
+    assert "torch" in report["versions"]
+    assert (run / "report.md").read_text().startswith("# heldout run")
+    return report
+
+
+def test_maze_end_to_end(tmp_path, capsys):
+    run = tmp_path / "maze"
+    assert main(["train", *MAZE_FAST, "--steps", "2048", "--eval.interval", "1024", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "gap" in out and "test solve rate" in out
+    report = check_report(run, 2048)
+    assert report["score_unit"] == "solve rate"
+    assert 0.0 <= report["train"]["mean"] <= 1.0 and "return" in report["train"]
+    tags = tensorboard_tags(run / "tb")
+    assert {"eval/train", "eval/test", "eval/gap", "time/fps", "rollout/ep_len_mean", "train/value_loss"} <= tags
+    state = checkpoint.load(run / "checkpoints" / "latest.pt")
+    assert state["num_timesteps"] == 2048
+    evaluations = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert [e["steps"] for e in evaluations] == [1024, 2048][: len(evaluations)] and evaluations
+
+    assert main(["evaluate", str(run), "--levels", "test_ood", "--episodes", "5"]) == 0
+    result = json.loads((run / "eval-test_ood.json").read_text())
+    assert result["episodes"] == 5 and 0.0 <= result["score"]["mean"] <= 1.0
+
+
+def test_procgen_end_to_end(tmp_path):
+    run = tmp_path / "coinrun"
+    args = [
+        "--env", "procgen/coinrun", "--env.num_envs", "4", "--ppo.n_steps", "32", "--ppo.n_minibatches", "2",
+        "--ppo.n_epochs", "1", "--eval.episodes", "2", "--eval.final_episodes", "2", "--eval.num_envs", "2",
+        "--network.impala_channels", "4,8,8", "--network.features_dim", "32", "--env.options",
+        "{num_test_levels: 20}", "--train-levels", "20", "--torch_threads", "1", "--no-progress",
+    ]  # fmt: skip
+    assert main(["train", *args, "--steps", "256", "--run-dir", str(run)]) == 0
+    report = check_report(run, 256)
+    assert report["score_unit"] == "return" and "normalised" in report["train"]
+    assert report["level_sets"]["train"]["size"] == 20
+    assert "time/fps" in tensorboard_tags(run / "tb")
+
+
+def _params(run: Path) -> dict[str, torch.Tensor]:
+    return checkpoint.load(run / "checkpoints" / "latest.pt")["policy"]
+
+
+def test_killed_run_resumes_to_the_same_parameters(tmp_path):
+    steps = str(8 * 64 * 6)
+    common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--sampler", "uniform"]
+    whole = tmp_path / "whole"
+    assert main(["train", *common, "--run-dir", str(whole)]) == 0
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "heldout.cli", "train", *common, "--run-dir", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    ckpt = killed / "checkpoints" / "latest.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "the run wrote no checkpoint before it was killed"
+    assert not (killed / "report.json").exists(), "the run finished before it could be killed"
+    stopped_at = checkpoint.load(ckpt)["num_timesteps"]
+    assert 0 < stopped_at < int(steps)
+
+    assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
+    a, b = _params(whole), _params(killed)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    ra = json.loads((whole / "report.json").read_text())
+    rb = json.loads((killed / "report.json").read_text())
+    assert ra["train"] == rb["train"] and ra["test"] == rb["test"]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--env", "mazee"], "unknown environment 'mazee'"),
+        (["--sampler", "nope"], "unknown level sampler 'nope'"),
+        (["--agent", "dqn"], "unknown agent 'dqn'"),
+        (["--steps", "-10"], "steps"),
+        (["--env.num_envs", "0"], "env.num_envs"),
+        (["--ppo.lr", "fast"], "ppo.lr"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, needle):
+    run = tmp_path / "bad"
+    assert main(["train", *MAZE_FAST, "--steps", "512", *args, "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not (run / "checkpoints").exists()
+
+
+def test_resume_errors_and_nothing_overwritten(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *MAZE_FAST, "--steps", "512", "--run-dir", str(run)]) == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+    # a run directory that already holds a run
+    assert main(["train", *MAZE_FAST, "--steps", "1024", "--seed", "1", "--run-dir", str(run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    # a missing checkpoint
+    empty = tmp_path / "empty"
+    assert main(["train", "--resume", str(empty)]) == 2
+    assert "holds no heldout run" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+    # a corrupt checkpoint
+    ckpt = run / "checkpoints" / "latest.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    assert main(["train", "--resume", str(run), "--steps", "1024", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "corrupt" in err and len(err.splitlines()) == 1
+    assert (run / "report.json").read_bytes() == before[run / "report.json"]
