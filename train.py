@@ -45,7 +45,7 @@ class Setup:
     env: VecEnv
     model: Any
     sampler: Any
-    sampler_callback: BaseCallback | None
+    sampler_callback: Any
     started: float = 0.0
     wall_time_before: float = 0.0
 
@@ -100,10 +100,11 @@ def build(cfg: TrainConfig, tensorboard_dir: Path | None) -> Setup:
     )
     if tensorboard_dir is not None:
         model.set_logger(configure(str(tensorboard_dir), ["tensorboard"]))
-    sampler = level_samplers.make(cfg.sampler.name, list(train_levels.levels), seed=cfg.seed, **cfg.sampler.params)
+    sampler = level_samplers.make(cfg.sampler.name, list(train_levels.levels), **{"seed": cfg.seed, **cfg.sampler.params})
     from heldout.sampler_callback import LevelSamplerCallback
 
     sampler_callback = LevelSamplerCallback(sampler)
+    sampler_callback.attach(env)  # the env's first reset already draws from the sampler
     return Setup(cfg, family, train_levels, test_levels, level_env, env, model, sampler, sampler_callback)
 
 
@@ -189,7 +190,7 @@ def evaluate_and_log(setup: Setup, run_dir: Path, logger, episodes: int, tag: st
 
 def save_checkpoint(setup: Setup, run_dir: Path, last_eval_step: int) -> None:
     extra = {
-        "sampler": setup.sampler_callback.state_dict() if setup.sampler_callback is not None else None,
+        "sampler": setup.sampler_callback.state_dict(),
         "last_eval_step": last_eval_step,
         "wall_time": setup.wall_time_before + time.time() - setup.started,
     }
@@ -228,14 +229,13 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bo
         last_eval = 0
     else:
         untrained = report.read_json(run_dir / "untrained.json")
-        if setup.sampler_callback is not None and state.get("sampler") is not None:
-            setup.sampler_callback.load_state_dict(state["sampler"])
+        setup.sampler_callback.load_state_dict(state["sampler"])
         checkpoint.restore(setup.model, setup.level_env, state)
         last_eval = state["last_eval_step"]
         setup.wall_time_before = state["wall_time"]
     run_cb = RunCallback(setup, run_dir, progress)
     run_cb._last_eval_step = last_eval
-    callbacks = [cb for cb in (setup.sampler_callback, run_cb) if cb is not None]
+    callbacks = [setup.sampler_callback, run_cb]
     remaining = cfg.steps - setup.model.num_timesteps
     if remaining > 0:
         setup.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=state is None)

@@ -23,6 +23,13 @@ MAZE_FAST = [
     "--torch_threads", "1", "--no-progress",
 ]  # fmt: skip
 
+PROCGEN_FAST = [
+    "--env", "procgen/coinrun", "--env.num_envs", "4", "--ppo.n_steps", "32", "--ppo.n_minibatches", "2",
+    "--ppo.n_epochs", "1", "--eval.episodes", "2", "--eval.final_episodes", "2", "--eval.num_envs", "2",
+    "--network.impala_channels", "4,8,8", "--network.features_dim", "32", "--env.options",
+    "{num_test_levels: 20}", "--train-levels", "20", "--torch_threads", "1", "--no-progress",
+]  # fmt: skip
+
 
 def tensorboard_tags(tb_dir: Path) -> set[str]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -72,12 +79,7 @@ def test_maze_end_to_end(tmp_path, capsys):
 
 def test_procgen_end_to_end(tmp_path):
     run = tmp_path / "coinrun"
-    args = [
-        "--env", "procgen/coinrun", "--env.num_envs", "4", "--ppo.n_steps", "32", "--ppo.n_minibatches", "2",
-        "--ppo.n_epochs", "1", "--eval.episodes", "2", "--eval.final_episodes", "2", "--eval.num_envs", "2",
-        "--network.impala_channels", "4,8,8", "--network.features_dim", "32", "--env.options",
-        "{num_test_levels: 20}", "--train-levels", "20", "--torch_threads", "1", "--no-progress",
-    ]  # fmt: skip
+    args = PROCGEN_FAST
     assert main(["train", *args, "--steps", "256", "--run-dir", str(run)]) == 0
     report = check_report(run, 256)
     assert report["score_unit"] == "return" and "normalised" in report["train"]
@@ -159,3 +161,20 @@ def test_resume_errors_and_nothing_overwritten(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "corrupt" in err and len(err.splitlines()) == 1
     assert (run / "report.json").read_bytes() == before[run / "report.json"]
+
+
+
+@pytest.mark.parametrize("sampler", ["plr", "robust_plr"])
+@pytest.mark.parametrize("family_args, steps", [(MAZE_FAST, 2048), (PROCGEN_FAST, 256)], ids=["maze", "procgen"])
+def test_level_replay_samplers_end_to_end(tmp_path, sampler, family_args, steps):
+    run = tmp_path / sampler
+    assert main(["train", *family_args, "--sampler", sampler, "--steps", str(steps), "--run-dir", str(run)]) == 0
+    check_report(run, steps)
+    tags = tensorboard_tags(run / "tb")
+    assert {"level_sampler/num_seen", "level_sampler/replay_fraction"} <= tags
+    if family_args is MAZE_FAST:  # maze episodes end within the run, so levels get scores
+        assert {"level_sampler/sampling_entropy", "level_sampler/score_mean", "level_sampler/scores"} <= tags
+    state = checkpoint.load(run / "checkpoints" / "latest.pt")["sampler"]
+    assert state is not None
+    if sampler == "robust_plr":
+        assert "train/masked_fraction" in tags
