@@ -42,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, KeyError, ValueError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"heldout {args.command}: error: {message}", file=sys.stderr)
+    except (UsageError, ValueError, FileNotFoundError) as err:
+        print(f"heldout {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"heldout {args.command}: interrupted", file=sys.stderr)

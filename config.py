@@ -110,8 +110,8 @@ def _maze_preset() -> TrainConfig:
     cfg.ppo = dataclasses.replace(
         PPOConfig(), lr=5e-4, n_steps=128, n_epochs=4, n_minibatches=4, gamma=0.99, ent_coef=0.01
     )
-    cfg.steps = 400_000
-    cfg.eval = EvalConfig(interval=100_000, episodes=100, final_episodes=400, num_envs=32)
+    cfg.steps = 1_000_000
+    cfg.eval = EvalConfig(interval=200_000, episodes=100, final_episodes=400, num_envs=32)
     cfg.checkpoint_interval = 10
     cfg.torch_threads = 1  # the maze network is tiny: one thread beats two (and never thrashes)
     return cfg
@@ -159,6 +159,14 @@ def set_field(cfg: Any, dotted: str, value: Any) -> None:
     for part in parents:
         cfg = getattr(cfg, part)
     setattr(cfg, last, value)
+
+
+def type_name(kind: Any) -> str:
+    """A short name for a field's type, for ``--help``: ``float``, ``float|none``, ``tuple``."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if args and len(args) < len(typing.get_args(kind)):
+        return f"{type_name(args[0])}|none"
+    return getattr(typing.get_origin(kind) or kind, "__name__", "value")
 
 
 def parse_value(text: Any, kind: Any, name: str) -> Any:

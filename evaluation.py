@@ -53,8 +53,9 @@ def run_episodes(
 ) -> Episodes:
     """Play ``episodes`` planned episodes of ``level_set`` with ``model``'s policy.
 
-    Runs under a forked torch RNG seeded with ``seed``: evaluating never changes the random
-    stream of the training it interrupts, and the same model gives the same result.
+    Runs under forked torch RNGs (CPU and CUDA) seeded with ``seed``: evaluating never
+    changes the random stream of the training it interrupts, and the same model gives the
+    same result.
     """
     plan = plan_levels(level_set, episodes, seed)
     queue = deque(enumerate(plan))
@@ -74,7 +75,7 @@ def run_episodes(
     returns = np.full(episodes, np.nan)
     lengths = np.zeros(episodes, dtype=np.int64)
     done_count = 0
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []):
         torch.manual_seed(seed)
         obs = vec.reset()
         while done_count < episodes:

@@ -43,11 +43,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
+def write_text(path: Path, text: str) -> None:
+    """Write a file atomically: a temporary file beside it, then a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_plain(data), indent=2) + "\n")
+    tmp.write_text(text)
     tmp.replace(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(_plain(data), indent=2) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -126,9 +130,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def write(run_dir: Path, result: dict[str, Any]) -> None:
     write_json(run_dir / "report.json", result)
-    tmp = run_dir / ".report.md.tmp"
-    tmp.write_text(markdown(result))
-    tmp.replace(run_dir / "report.md")
+    write_text(run_dir / "report.md", markdown(result))
 
 
 def summary_lines(result: dict[str, Any]) -> str:

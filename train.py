@@ -9,6 +9,7 @@ trained agent on the training and the held-out levels, and writes ``report.json`
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -50,30 +51,23 @@ class Setup:
     wall_time_before: float = 0.0
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
-    return device
-
-
 def load_level_set(family: envs.EnvFamily, spec: str, cfg: TrainConfig) -> envs.LevelSet:
-    """A named level set of the family, or a level file (any path that exists)."""
+    """A named level set of the family or, for any other name, a level file."""
     options = dict(cfg.env.options)
+    if spec in family.level_set_names:
+        return family.level_set(
+            spec, num_train_levels=cfg.env.num_train_levels, level_seed=cfg.env.level_seed, **options
+        )
     if Path(spec).is_file():
         return family.level_space(**options).read_levels(spec)
-    if spec not in family.level_set_names:
-        raise UsageError(
-            f"{family.name} has no level set {spec!r} and no file of that name exists; "
-            f"choose one of {', '.join(family.level_set_names)} or a level file"
-        )
-    return family.level_set(
-        spec, num_train_levels=cfg.env.num_train_levels, level_seed=cfg.env.level_seed, **options
+    raise UsageError(
+        f"{family.name} has no level set {spec!r} and no file of that name exists; "
+        f"choose one of {', '.join(family.level_set_names)} or a level file"
     )
 
 
-def build(cfg: TrainConfig, tensorboard_dir: Path | None) -> Setup:
+def build(cfg: TrainConfig) -> Setup:
+    """Every piece of a run from its config; checks names and values, writes nothing."""
     from heldout import agents, level_samplers
 
     try:
@@ -96,10 +90,8 @@ def build(cfg: TrainConfig, tensorboard_dir: Path | None) -> Setup:
     if cfg.ppo.normalize_reward:
         env = VecNormalize(level_env, norm_obs=False, norm_reward=True, gamma=cfg.ppo.gamma)
     model = agents.make(
-        cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=resolve_device(cfg.device)
+        cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=agents.resolve_device(cfg.device)
     )
-    if tensorboard_dir is not None:
-        model.set_logger(configure(str(tensorboard_dir), ["tensorboard"]))
     sampler = level_samplers.make(cfg.sampler.name, list(train_levels.levels), **{"seed": cfg.seed, **cfg.sampler.params})
     from heldout.sampler_callback import LevelSamplerCallback
 
@@ -200,28 +192,51 @@ def save_checkpoint(setup: Setup, run_dir: Path, last_eval_step: int) -> None:
 # -- the run -------------------------------------------------------------------------------------
 
 
-def prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
-    """Create the run directory, or check that resuming it keeps its config; never overwrite."""
+def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
+    """Refuse to start over a run that already progressed or to resume one that cannot be.
+
+    A directory holding only this very config (a run stopped before its first checkpoint)
+    may be started again. Writes nothing.
+    """
     saved = run_dir / CONFIG_FILE
+    progressed = (run_dir / CHECKPOINT).exists() or (run_dir / "report.json").exists()
     if resume:
         if not saved.is_file():
             raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the path")
+        if not (run_dir / CHECKPOINT).exists():
+            raise UsageError(
+                f"{run_dir} has no checkpoint (the run stopped before writing one); start it again with "
+                f"heldout train --config {saved} --run-dir {run_dir}"
+            )
         return
-    if saved.exists() or (run_dir / CHECKPOINT).exists() or (run_dir / "report.json").exists():
+    if saved.exists() and (progressed or config.load_yaml(saved) != config.to_dict(cfg)):
         raise UsageError(
             f"run directory {run_dir} already holds a run; continue it with --resume {run_dir} "
             "or choose another --run-dir"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save_yaml(cfg, saved)
+
+
+def open_run_dir(run_dir: Path, cfg: TrainConfig, resume_step: int | None) -> None:
+    """Create the run directory with its config, or, on resume, drop the evaluation records
+    written after the checkpoint (they will be written again)."""
+    evaluations = run_dir / EVALUATIONS
+    if resume_step is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save_yaml(cfg, run_dir / CONFIG_FILE)
+        evaluations.unlink(missing_ok=True)
+    elif evaluations.exists():
+        kept = [line for line in evaluations.read_text().splitlines() if json.loads(line)["steps"] <= resume_step]
+        report.write_text(evaluations, "".join(line + "\n" for line in kept))
 
 
 def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run (or continue) training; returns the report that was written to ``run_dir``."""
     run_dir = Path(run_dir)
-    prepare_run_dir(cfg, run_dir, resume)
+    check_run_dir(cfg, run_dir, resume)
     state = checkpoint.load(run_dir / CHECKPOINT) if resume else None
-    setup = build(cfg, run_dir / "tb")
+    setup = build(cfg)
+    open_run_dir(run_dir, cfg, None if state is None else state["num_timesteps"])
+    setup.model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
     setup.started = time.time()
     if state is None:
         untrained = evaluate_both(setup, cfg.eval.episodes)
@@ -260,6 +275,9 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bo
 
 # -- command line -------------------------------------------------------------------------------
 
+RESUMABLE = {"steps", "device", "eval.final_episodes", "torch_threads"}
+"""Settings that ``--resume`` may change: none of them changes what the run learns so far."""
+
 SHORT_FLAGS = {
     "--env": "env.name",
     "--train-levels": "env.num_train_levels",
@@ -277,17 +295,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", metavar="DIR", help="where logs, checkpoints and the report go")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    defaults = config.TrainConfig()
+    defaults = config.preset("maze")
     short = {v: k for k, v in SHORT_FLAGS.items()}
     group = parser.add_argument_group("settings (defaults of the maze preset shown)")
     for name, kind, f in config.leaf_fields(TrainConfig):
-        flags = [f"--{name}"] + ([short[name]] if name in short else [])
+        flags = list(dict.fromkeys([short.get(name, f"--{name}"), f"--{name}"]))
         help_text = f.metadata.get("help", "")
         group.add_argument(
             *flags,
             dest=name,
             default=argparse.SUPPRESS,
-            metavar=getattr(kind, "__name__", "VALUE").upper(),
+            metavar=config.type_name(kind).upper(),
             help=f"{help_text} (default: {config.get_field(defaults, name)!r})",
         )
 
@@ -304,11 +322,11 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]
         if not saved.is_file():
             raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the --resume path")
         cfg = config.from_dict(config.load_yaml(saved))
-        changing = set(overrides) - {"steps", "device", "eval.final_episodes", "torch_threads"}
-        if changing:
+        changing = set(overrides) - RESUMABLE
+        if changing or args.config:
             raise UsageError(
-                f"--resume keeps the run's config; only --steps, --device and eval.final_episodes may change "
-                f"(got {', '.join(sorted(changing))})"
+                f"--resume keeps the run's config; only {', '.join(sorted(RESUMABLE))} may change "
+                f"(got {', '.join(sorted(changing)) or '--config'})"
             )
     else:
         env_name = overrides.get("env.name")

@@ -93,7 +93,7 @@ def _params(run: Path) -> dict[str, torch.Tensor]:
 
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     steps = str(8 * 64 * 6)
-    common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--sampler", "uniform"]
+    common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--eval.interval", "1024"]
     whole = tmp_path / "whole"
     assert main(["train", *common, "--run-dir", str(whole)]) == 0
 
@@ -119,6 +119,8 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     ra = json.loads((whole / "report.json").read_text())
     rb = json.loads((killed / "report.json").read_text())
     assert ra["train"] == rb["train"] and ra["test"] == rb["test"]
+    # evaluations written after the checkpoint were dropped on resume and written once again
+    assert (killed / "evaluations.jsonl").read_text() == (whole / "evaluations.jsonl").read_text()
 
 
 @pytest.mark.parametrize(
@@ -137,7 +139,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, needle):
     assert main(["train", *MAZE_FAST, "--steps", "512", *args, "--run-dir", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
-    assert not (run / "checkpoints").exists()
+    assert not run.exists(), "a rejected run must leave nothing behind"
 
 
 def test_resume_errors_and_nothing_overwritten(tmp_path, capsys):
@@ -178,3 +180,19 @@ def test_level_replay_samplers_end_to_end(tmp_path, sampler, family_args, steps)
     assert state is not None
     if sampler == "robust_plr":
         assert "train/masked_fraction" in tags
+
+
+def test_run_stopped_before_its_first_checkpoint_can_start_again(tmp_path, capsys):
+    from heldout import config
+    from heldout.cli import build_parser
+    from heldout.train import config_from_args
+
+    run = tmp_path / "early"
+    argv = [*MAZE_FAST, "--steps", "512", "--run-dir", str(run)]
+    cfg, _, _ = config_from_args(build_parser().parse_args(["train", *argv]))
+    run.mkdir()
+    config.save_yaml(cfg, run / "config.yaml")  # what a run killed during its untrained evaluation leaves
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "has no checkpoint" in capsys.readouterr().err
+    assert main(["train", *argv]) == 0
+    assert (run / "report.json").exists()
