@@ -190,7 +190,9 @@ def test_vec_and_single_agree_on_mixed_sizes():
     # 13x13, 21x21 and 51x51 levels share one padded 51x51 grid in the vec env
     vec = MazeFamily().make_vec(2, "named")
     assert vec.grid_size == (51, 51)
-    assert _agree("named", num_envs=5, steps=300) >= 0
+    # a 100-step limit ends every slot's episode at least three times in 300 steps, so levels of
+    # other sizes are written into slots that held a smaller or larger one
+    assert _agree("named", num_envs=5, steps=300, max_steps=100) >= 15
 
 
 # -- the vec env contract ----------------------------------------------------------------------------
