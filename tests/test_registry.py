@@ -10,3 +10,39 @@ def test_unknown_name_lists_close_matches_and_available_names():
         envs.get("no-such-env")
     assert "unknown environment 'no-such-env'" in str(err.value)
     assert "Available:" in str(err.value)
+
+
+# -- heldout envs --level-sets ---------------------------------------------------------------------
+
+
+def test_envs_level_sets_reports_sizes_notes_and_dropped_test_levels(tmp_path, monkeypatch, capsys):
+    from heldout.cli import main
+
+    monkeypatch.setenv("HELDOUT_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["envs", "--level-sets", "procgen/coinrun", "bigfish", "maze", "--num-train-levels", "20"]
+    assert main([*args, "--num-test-levels", "10"]) == 0
+    out = capsys.readouterr().out
+    families = [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")]
+    assert families[:3] == ["procgen/coinrun", "procgen/bigfish", "maze"]  # in the order named
+    assert "  train: 20 levels" in out and "  full: unbounded" in out and "  named: 5 levels" in out
+    assert "seeds 0..19" in out and "hand-designed mazes" in out  # the notes
+    coinrun = envs.level_set("procgen/coinrun", "test", num_train_levels=20, num_test_levels=10)
+    table = out.split("held-out sets filtered by content fingerprint:\n")[1].splitlines()
+    assert table[0].split() == ["family", "set", "levels", "candidates", "dropped", "fingerprint", "proves", "distinct"]
+    assert table[1].split()[:6] == [
+        "procgen/coinrun", "test", "10", str(coinrun.metadata["candidates"]), str(coinrun.metadata["dropped"]), "yes"
+    ]
+    assert table[2].split()[:6] == ["procgen/bigfish", "test", "10", "10", "0", "no:"]
+    assert "the fish are spawned during play" in table[2]
+    assert len(table) == 3  # maze sets are not fingerprint-filtered
+
+
+def test_envs_lists_only_the_named_families_and_rejects_unknown_names(capsys):
+    from heldout.cli import main
+
+    assert main(["envs", "heist", "maze"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["name", "procgen/heist", "maze"]
+    assert main(["envs", "--level-sets", "procgen/coinrnu"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown environment 'procgen/coinrnu'" in err and "Did you mean 'procgen/coinrun'" in err
