@@ -6,6 +6,10 @@ num_levels=1)`` stepped with the same actions.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -18,12 +22,13 @@ from heldout.envs.procgen import backend, games
 
 
 class Fresh:
-    """A fresh single-level raw procgen env of seed ``seed`` (agent-centred, like training)."""
+    """A fresh single-level raw procgen env of seed ``seed`` (agent-centred, like training).
+
+    Made through ``backend.make_raw_env`` (a stock ``ProcgenGym3Env``, stepped in this thread,
+    whose ``close`` cannot deadlock when the garbage collector finds it unclosed)."""
 
     def __init__(self, game: str, seed: int, mode: str = "easy") -> None:
-        self.env = backend.gym3_env_class()(
-            num=1, env_name=game, distribution_mode=mode, start_level=seed, num_levels=1, rand_seed=12345
-        )
+        self.env = backend.make_raw_env(game, 1, mode, start_level=seed, num_levels=1, rand_seed=12345, num_threads=0)
         _, ob, _ = self.env.observe()
         self.frame = ob["rgb"][0]
 
@@ -131,7 +136,7 @@ def test_a_lightened_slot_replays_its_level_after_procgens_own_auto_reset(game):
         assert list(slots.level_seed) == seeds
     env.close()
     assert ends >= 3, f"only {ends} episode ends in {game}"
-    donor = backend.gym3_env_class()(num=1, env_name=game, distribution_mode="easy", start_level=5, num_levels=1)
+    donor = backend.make_raw_env(game, 1, "easy", start_level=5, num_levels=1, num_threads=0)
     assert len(slots.states.get(5)) < len(donor.callmethod("get_state")[0]) - 10_000  # it was lightened
     donor.close()
 
@@ -310,8 +315,9 @@ def test_full_distribution_and_bad_custom_level_sets():
 def test_lightened_start_states_still_replay_their_level_after_a_done():
     states = backend.StartStates("bossfight", "easy")
     light = states.get(77)
-    donor = backend.gym3_env_class()(num=1, env_name="bossfight", distribution_mode="easy", start_level=77, num_levels=1)
+    donor = backend.make_raw_env("bossfight", 1, "easy", start_level=77, num_levels=1, num_threads=0)
     full = donor.callmethod("get_state")[0]
+    donor.close()
     assert len(light) < len(full) - 10_000  # both idle generators shrank
     assert backend.lighten_start_state(full, "bossfight", 78) == full  # not a donor of 78: untouched
     assert backend.lighten_start_state(full, "coinrun", 77) == full
@@ -331,3 +337,28 @@ def test_lightened_start_states_still_replay_their_level_after_a_done():
     assert slots.level_seed[1] == 77
     np.testing.assert_array_equal(ob["rgb"][1], start)
     env.close()
+
+
+def test_an_unclosed_env_collected_while_cffi_holds_its_lock_does_not_deadlock():
+    """cffi binds library functions lazily under one lock that every procgen env shares, and
+    the garbage collector may run while it is held (when another env is being made). An
+    unclosed env found then must close without that lock: a hang here is the bug."""
+    code = textwrap.dedent(
+        """
+        import gc
+        from heldout.envs.procgen import backend
+        env = backend.make_raw_env("coinrun", 1, "easy", num_threads=0)
+        ffi = env._ffi
+        cycle = [env]
+        cycle.append(cycle)  # only the cycle collector frees it, as with an unclosed vec env
+        del env, cycle
+        with ffi._lock:
+            gc.collect()
+        print("closed")
+        """
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("closing an env from the garbage collector deadlocked on cffi's lock")
+    assert out.stdout.split() == ["closed"], out.stderr
