@@ -6,7 +6,6 @@ An agent builder takes the training env and the two configs and returns a ready
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -17,6 +16,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from heldout.agents.config import NetworkConfig, PPOConfig
 from heldout.agents.networks import ImpalaCNN, MazeNet, select_network
 from heldout.agents.ppo import HeldoutPPO
+from heldout.names import check_new_name, unknown_name_error
 
 
 class AgentBuilder(Protocol):
@@ -40,8 +40,7 @@ def register(name: str, builder: AgentBuilder, *, replace: bool = False) -> Agen
     """Add an agent builder under ``name``."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"agent names are non-empty strings, got {name!r}")
-    if name in _AGENTS and not replace and _AGENTS[name] is not builder:
-        raise ValueError(f"an agent named {name!r} is already registered; pass replace=True")
+    check_new_name("agent", name, _AGENTS, builder, replace=replace)
     _AGENTS[name] = builder
     return builder
 
@@ -70,9 +69,7 @@ def make(
     checkpoints). Unknown names raise ``KeyError`` listing the registered ones.
     """
     if name not in _AGENTS:
-        close = difflib.get_close_matches(str(name), list(_AGENTS), n=3, cutoff=0.6)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise KeyError(f"unknown agent {name!r}.{hint} Available: {', '.join(names())}")
+        raise unknown_name_error("agent", name, names())
     if not isinstance(ppo, PPOConfig):
         raise TypeError(f"ppo must be a PPOConfig, got {type(ppo).__name__}")
     if not isinstance(network, NetworkConfig):

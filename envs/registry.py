@@ -8,7 +8,6 @@ callable returning one family or an iterable of them. Every family also gets a G
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Iterable
 from importlib import import_module, metadata
@@ -17,6 +16,7 @@ from typing import Any
 import gymnasium as gym
 
 from heldout.envs.base import EnvFamily, LevelSet, LevelVecEnv
+from heldout.names import check_new_name, unknown_name_error
 
 ENTRY_POINT_GROUP = "heldout.envs"
 _BUILTIN = ("heldout.envs.procgen:families", "heldout.envs.maze:families")
@@ -34,8 +34,7 @@ def register(family: EnvFamily, *, replace: bool = False) -> EnvFamily:
     name = getattr(family, "name", None)
     if not isinstance(family, EnvFamily) or not isinstance(name, str) or not name:
         raise TypeError(f"register() takes an EnvFamily with a non-empty name, got {family!r}")
-    if name in _FAMILIES and not replace and _FAMILIES[name] is not family:
-        raise ValueError(f"an environment family named {name!r} is already registered; pass replace=True")
+    check_new_name("environment family", name, _FAMILIES, family, replace=replace)
     _FAMILIES[name] = family
     gid = gym_id(name)
     if gid not in gym.registry or replace:
@@ -81,9 +80,7 @@ def get(name: str) -> EnvFamily:
     aliases = {f.split("/")[-1]: f for f in _FAMILIES} | {gym_id(f): f for f in _FAMILIES}
     if name in aliases:
         return _FAMILIES[aliases[name]]
-    close = difflib.get_close_matches(name, list(_FAMILIES) + list(aliases), n=3, cutoff=0.6)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise KeyError(f"unknown environment {name!r}.{hint} Available: {', '.join(sorted(_FAMILIES))}")
+    raise unknown_name_error("environment", name, sorted(_FAMILIES), also_close=aliases)
 
 
 def make(name: str, level_set: str | LevelSet = "train", **options: Any) -> gym.Env:

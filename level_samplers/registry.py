@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any
 
 from heldout.level_samplers.base import LevelSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
 from heldout.level_samplers.uniform import UniformSampler
+from heldout.names import check_new_name, unknown_name_error
 
 _SAMPLERS: dict[str, type[LevelSampler]] = {
     "plr": PLRSampler,
@@ -21,8 +21,7 @@ def register(name: str, cls: type[LevelSampler], *, replace: bool = False) -> ty
     """Make ``cls`` (a :class:`LevelSampler` subclass taking ``(levels, **params)``) available as ``name``."""
     if not (isinstance(cls, type) and issubclass(cls, LevelSampler)):
         raise TypeError(f"register() takes a LevelSampler subclass, got {cls!r}")
-    if name in _SAMPLERS and not replace and _SAMPLERS[name] is not cls:
-        raise ValueError(f"a level sampler named {name!r} is already registered; pass replace=True")
+    check_new_name("level sampler", name, _SAMPLERS, cls, replace=replace)
     _SAMPLERS[name] = cls
     return cls
 
@@ -35,9 +34,7 @@ def names() -> list[str]:
 def get(name: str) -> type[LevelSampler]:
     """The sampler class registered as ``name``; KeyError listing the names otherwise."""
     if name not in _SAMPLERS:
-        close = difflib.get_close_matches(str(name), list(_SAMPLERS), n=2, cutoff=0.6)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise KeyError(f"unknown level sampler {name!r}.{hint} Available: {', '.join(names())}")
+        raise unknown_name_error("level sampler", name, names(), num_close=2)
     return _SAMPLERS[name]
 
 

@@ -46,3 +46,41 @@ def test_envs_lists_only_the_named_families_and_rejects_unknown_names(capsys):
     assert main(["envs", "--level-sets", "procgen/coinrnu"]) == 2
     err = capsys.readouterr().err
     assert "unknown environment 'procgen/coinrnu'" in err and "Did you mean 'procgen/coinrun'" in err
+
+
+# -- heldout.names: the errors every registry shares ---------------------------------------------
+
+
+def test_names_module_imports_nothing_from_heldout():
+    import subprocess
+    import sys
+
+    code = "import sys, heldout.names; print(*sorted(m for m in sys.modules if m.startswith('heldout')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["heldout", "heldout.names"]
+
+
+def test_every_registry_words_unknown_and_taken_names_alike():
+    from heldout import level_samplers
+    from heldout.envs.procgen import games
+    from heldout.names import unknown_name_message
+
+    assert unknown_name_message("thing", "bax", ["bar", "baz", "qux"]) == (
+        "unknown thing 'bax'. Did you mean 'baz', 'bar'? Available: bar, baz, qux"
+    )
+    assert unknown_name_message("thing", "zzz", ["bar"], listed_as="Things") == "unknown thing 'zzz'. Things: bar"
+    with pytest.raises(KeyError) as err:
+        envs.get("coinrunn")  # close to a short alias: aliases are suggested, only full names listed
+    assert err.value.args[0].startswith(
+        "unknown environment 'coinrunn'. Did you mean 'coinrun', 'procgen/coinrun'? Available: maze, procgen/bigfish, "
+    )
+    with pytest.raises(KeyError, match=r"unknown level sampler 'unifrom'\. Did you mean 'uniform'\? Available: plr"):
+        level_samplers.get("unifrom")
+    with pytest.raises(ValueError, match=r"unknown Procgen game 'ninj'\. Did you mean 'ninja'\? Games: bigfish, "):
+        games.check_game("ninj")
+    other = envs.procgen.ProcgenFamily("maze")
+    other.name = "maze"
+    with pytest.raises(ValueError, match=r"^an environment family named 'maze' is already registered; pass replace=True$"):
+        envs.register(other)
+    with pytest.raises(ValueError, match=r"^a level sampler named 'plr' is already registered; pass replace=True$"):
+        level_samplers.register("plr", level_samplers.UniformSampler)

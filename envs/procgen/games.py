@@ -3,9 +3,9 @@ much of a level the uncentred first frame shows (what the content fingerprint ca
 
 from __future__ import annotations
 
-import difflib
-
 import numpy as np
+
+from heldout.names import unknown_name_message
 
 GAMES: tuple[str, ...] = (
     "bigfish",
@@ -67,9 +67,7 @@ def check_game(game: str) -> str:
     """``game`` if it is a Procgen game, else a ValueError naming close matches."""
     if game in GAMES:
         return game
-    close = difflib.get_close_matches(str(game), GAMES, n=3, cutoff=0.6)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"unknown Procgen game {game!r}.{hint} Games: {', '.join(GAMES)}")
+    raise ValueError(unknown_name_message("Procgen game", game, GAMES, listed_as="Games"))
 
 
 def check_distribution_mode(mode: str) -> str:
