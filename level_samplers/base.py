@@ -48,6 +48,23 @@ def resolve_levels(levels: Any) -> tuple[tuple[Level, ...] | None, LevelDraw | N
     return items, None
 
 
+DEFAULT_CAPACITY = 4000
+"""How many levels of an unbounded level space a sampler keeps by default."""
+
+
+def check_capacity(capacity: Any, finite: bool) -> int | None:
+    """The buffer size for an unbounded level space (``DEFAULT_CAPACITY`` when ``capacity`` is
+    None); None for a finite set, which takes no ``capacity``."""
+    if finite:
+        if capacity is not None:
+            raise ValueError("capacity applies only to an unbounded level space (levels given as a callable)")
+        return None
+    cap = DEFAULT_CAPACITY if capacity is None else capacity
+    if isinstance(cap, bool) or not isinstance(cap, int | np.integer) or cap < 1:
+        raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
+    return int(cap)
+
+
 def check_choice(param: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{param}={value!r} is not accepted; choose one of {', '.join(choices)}")

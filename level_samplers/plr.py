@@ -43,6 +43,7 @@ from heldout.level_samplers import transforms
 from heldout.level_samplers.base import (
     Level,
     LevelSampler,
+    check_capacity,
     check_choice,
     check_positive,
     check_score_value,
@@ -54,7 +55,6 @@ from heldout.level_samplers.base import (
 from heldout.level_samplers.scores import check_score_name
 
 REPLAY_SCHEDULES: tuple[str, ...] = ("fixed", "proportionate", "sequential")
-DEFAULT_CAPACITY = 4000
 
 
 class PLRSampler(LevelSampler):
@@ -115,18 +115,14 @@ class PLRSampler(LevelSampler):
         self.min_fill_ratio = check_unit("min_fill_ratio", min_fill_ratio)
         self.replay_schedule, self.replay_prob = self._resolve_schedule(replay_schedule, replay_prob)
 
-        if self.finite:
-            if capacity is not None:
-                raise ValueError("capacity applies only to an unbounded level space (levels given as a callable)")
+        cap = check_capacity(capacity, self.finite)
+        if cap is None:
             assert finite_levels is not None
             self._capacity = len(finite_levels)
             self._levels: list[Level | None] = list(finite_levels)
         else:
-            cap = DEFAULT_CAPACITY if capacity is None else capacity
-            if isinstance(cap, bool) or not isinstance(cap, int | np.integer) or cap < 1:
-                raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
-            self._capacity = int(cap)
-            self._levels = [None] * self._capacity
+            self._capacity = cap
+            self._levels = [None] * cap
         self._draw = draw
         self._index: dict[Level, int] = {lv: i for i, lv in enumerate(self._levels) if lv is not None}
         self._seen = np.zeros(self._capacity, dtype=bool)

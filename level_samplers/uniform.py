@@ -17,14 +17,13 @@ import numpy as np
 from heldout.level_samplers.base import (
     Level,
     LevelSampler,
+    check_capacity,
     check_score_value,
     resolve_levels,
     rng_state,
     set_rng_state,
 )
 from heldout.level_samplers.scores import check_score_name
-
-DEFAULT_CAPACITY = 4000
 
 
 class UniformSampler(LevelSampler):
@@ -44,12 +43,7 @@ class UniformSampler(LevelSampler):
         finite_levels, draw = resolve_levels(levels)
         self.finite = finite_levels is not None
         self.score_name = check_score_name(score)
-        if self.finite and capacity is not None:
-            raise ValueError("capacity applies only to an unbounded level space (levels given as a callable)")
-        cap = DEFAULT_CAPACITY if capacity is None else capacity
-        if isinstance(cap, bool) or not isinstance(cap, int | np.integer) or cap < 1:
-            raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
-        self._capacity = int(cap)
+        self._capacity = check_capacity(capacity, self.finite)  # None for a finite set
         self._levels: tuple[Level, ...] = finite_levels or ()
         self._held = frozenset(self._levels)
         self._draw = draw
