@@ -281,6 +281,27 @@ def test_vec_errors_name_the_fix():
         envs.make_vec("maze", 2, view_size=4)
 
 
+@pytest.mark.parametrize("make", ["family", "class"])
+def test_single_and_vec_reject_bad_time_limits_and_render_modes_alike(make):
+    hand = LevelSet("hand", levels=(parse_level(CORRIDOR),))
+
+    def build(kind, **kwargs):
+        if make == "family":
+            return envs.make("maze", hand, **kwargs) if kind == "single" else envs.make_vec("maze", 2, hand, **kwargs)
+        return MazeEnv(hand, **kwargs) if kind == "single" else MazeVecEnv(2, hand, **kwargs)
+
+    for kind in ("single", "vec"):
+        for bad in (0, -3, 2.5, True, "10"):
+            with pytest.raises(ValueError, match=r"max_steps must be a positive integer or None"):
+                build(kind, max_steps=bad)
+        assert build(kind, max_steps=np.int64(7)).max_steps == 7
+        with pytest.raises(ValueError, match=r"render_mode must be None, 'rgb_array'"):
+            build(kind, render_mode="human")
+    with pytest.raises(ValueError, match=r"render_mode must be None, 'rgb_array', got 'ansi'"):
+        build("vec", render_mode="ansi")  # text rendering is the single env's only
+    assert build("single", render_mode="ansi").render_mode == "ansi"
+
+
 def test_vec_size_option_makes_room_for_larger_levels_and_images():
     vec = envs.make_vec("maze", 2, size=25, level_set=LevelSet("hand", levels=(parse_level(CORRIDOR),)))
     assert vec.grid_size == (25, 25)

@@ -31,7 +31,7 @@ import numpy as np
 from heldout.envs.base import EnvFamily, LevelSet
 from heldout.envs.maze.level import MAX_SIDE, MazeLevel
 from heldout.envs.maze.level_sets import LEVEL_SET_NAMES, build_level_set, grid_size_of
-from heldout.envs.maze.rules import check_view_size
+from heldout.envs.maze.rules import check_max_steps, check_view_size
 from heldout.envs.maze.single import MazeEnv
 from heldout.envs.maze.space import MazeLevelSpace
 from heldout.envs.maze.vec import MazeVecEnv
@@ -67,8 +67,7 @@ class MazeOptions:
             if value is not None and not (isinstance(value, (int, np.integer)) and MIN_SIZE <= value <= MAX_SIDE):
                 raise ValueError(f"{name} must be an integer from {MIN_SIZE} to {MAX_SIDE}, got {value!r}")
         check_view_size(opts.view_size)
-        if opts.max_steps is not None and not (isinstance(opts.max_steps, (int, np.integer)) and opts.max_steps >= 1):
-            raise ValueError(f"max_steps must be a positive integer or None, got {opts.max_steps!r}")
+        check_max_steps(opts.max_steps)
         return opts
 
     @property
@@ -137,34 +136,26 @@ class MazeFamily(EnvFamily):
 
     # -- environments ---------------------------------------------------------------------------
     def make(self, level_set: str | LevelSet = "train", **options: Any) -> MazeEnv:
-        opts = MazeOptions.from_kwargs(**options)
-        lset, shape = self._resolve(level_set, opts)
-        return MazeEnv(
-            lset,
-            MazeLevelSpace(opts.generation_size, keep_solvable=opts.keep_solvable),
-            grid_size=shape,
-            view_size=opts.view_size,
-            max_steps=opts.max_steps,
-            full_obs=opts.full_obs,
-            render_mode=opts.render_mode,
-        )
+        return MazeEnv(**self._env_kwargs(level_set, options))
 
     def make_vec(
         self, num_envs: int, level_set: str | LevelSet = "train", *, seed: int = 0, **options: Any
     ) -> MazeVecEnv:
+        return MazeVecEnv(num_envs, seed=seed, **self._env_kwargs(level_set, options))
+
+    def _env_kwargs(self, level_set: str | LevelSet, options: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments :class:`MazeEnv` and :class:`MazeVecEnv` share, from the options."""
         opts = MazeOptions.from_kwargs(**options)
         lset, shape = self._resolve(level_set, opts)
-        return MazeVecEnv(
-            num_envs,
-            lset,
-            MazeLevelSpace(opts.generation_size, keep_solvable=opts.keep_solvable),
-            grid_size=shape,
-            view_size=opts.view_size,
-            max_steps=opts.max_steps,
-            full_obs=opts.full_obs,
-            seed=seed,
-            render_mode=opts.render_mode,
-        )
+        return {
+            "level_set": lset,
+            "level_space": MazeLevelSpace(opts.generation_size, keep_solvable=opts.keep_solvable),
+            "grid_size": shape,
+            "view_size": opts.view_size,
+            "max_steps": opts.max_steps,
+            "full_obs": opts.full_obs,
+            "render_mode": opts.render_mode,
+        }
 
     # -- scores ---------------------------------------------------------------------------------
     def solved(self, returns: np.ndarray) -> np.ndarray:

@@ -46,6 +46,22 @@ def goal_reward(t: int, max_steps: int) -> float:
     return 1.0 - 0.9 * t / max_steps
 
 
+def check_max_steps(max_steps: int | None) -> int | None:
+    """A time limit T for every level (a positive integer), or None for :func:`default_max_steps`."""
+    if max_steps is None:
+        return None
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer or None (each level's default), got {max_steps!r}")
+    return int(max_steps)
+
+
+def check_render_mode(render_mode: str | None, modes: tuple[str, ...]) -> str | None:
+    """``render_mode`` if it is None or one of ``modes``, else a ValueError naming them."""
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"render_mode must be None, {' or '.join(map(repr, modes))}, got {render_mode!r}")
+    return render_mode
+
+
 def check_view_size(view_size: int) -> int:
     if isinstance(view_size, bool) or not isinstance(view_size, (int, np.integer)) or view_size < 1 or view_size % 2 == 0:
         raise ValueError(f"view_size must be an odd positive integer (e.g. 5), got {view_size!r}")

@@ -24,6 +24,8 @@ from heldout.envs.maze.rules import (
     GOAL_CHANNEL,
     NUM_ACTIONS,
     WALL_CHANNEL,
+    check_max_steps,
+    check_render_mode,
     check_view_size,
     default_max_steps,
     goal_reward,
@@ -48,17 +50,13 @@ class MazeEnv(gym.Env):
         full_obs: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None, 'rgb_array' or 'ansi', got {render_mode!r}")
-        if max_steps is not None and max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1 (or None for the default), got {max_steps}")
         self.level_set = level_set
         self.level_space = level_space or MazeLevelSpace(grid_size[0])
         self.view_size = check_view_size(view_size)
         self.grid_size = (int(grid_size[0]), int(grid_size[1]))
         self.full_obs = bool(full_obs)
-        self.max_steps = max_steps
-        self.render_mode = render_mode
+        self.max_steps = check_max_steps(max_steps)
+        self.render_mode = check_render_mode(render_mode, tuple(self.metadata["render_modes"]))
         shape = (*self.grid_size, 3) if full_obs else (self.view_size, self.view_size, 3)
         self.observation_space = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
         self.action_space = gym.spaces.Discrete(NUM_ACTIONS)

@@ -26,6 +26,8 @@ from heldout.envs.maze.rules import (
     DEFAULT_VIEW_SIZE,
     FORWARD,
     NUM_ACTIONS,
+    check_max_steps,
+    check_render_mode,
     check_view_size,
     default_max_steps,
     view_offsets,
@@ -54,11 +56,8 @@ class MazeVecEnv(LevelVecEnv):
     ) -> None:
         v = check_view_size(view_size)
         gh, gw = (int(x) for x in grid_size)
-        if max_steps is not None and max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1 (or None for the default), got {max_steps}")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.render_mode = render_mode  # read by VecEnv.__init__
+        max_steps = check_max_steps(max_steps)
+        self.render_mode = check_render_mode(render_mode, ("rgb_array",))  # read by VecEnv.__init__
         self.view_size, self.grid_size, self.full_obs, self.max_steps = v, (gh, gw), bool(full_obs), max_steps
         shape = (gh, gw, 3) if full_obs else (v, v, 3)
         obs_space = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
