@@ -1,0 +1,30 @@
+"""A regular (non-editable) install carries the whole package and nothing else."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHECK = """
+import heldout, heldout.envs, heldout.agents, heldout.level_samplers, heldout.train
+print(heldout.__file__)
+print(len(heldout.envs.names()), len(heldout.envs.level_set("maze", "named")))
+"""
+
+
+def test_pip_install_without_editable_mode(tmp_path):
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    assert not (site / "heldout" / "tests").exists() and not (site / "heldout" / "bench").exists()
+    assert (site / "bin" / "heldout").exists()
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    assert out[0] == str(site / "heldout" / "__init__.py")
+    assert int(out[1]) == 17 and int(out[2]) == 5  # 16 Procgen games + maze; 5 named mazes
