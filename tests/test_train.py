@@ -91,9 +91,10 @@ def _params(run: Path) -> dict[str, torch.Tensor]:
     return checkpoint.load(run / "checkpoints" / "latest.pt")["policy"]
 
 
-def test_killed_run_resumes_to_the_same_parameters(tmp_path):
+@pytest.mark.parametrize("sampler", ["uniform", "robust_plr"])
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, sampler):
     steps = str(8 * 64 * 6)
-    common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--eval.interval", "1024"]
+    common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--eval.interval", "1024", "--sampler", sampler]
     whole = tmp_path / "whole"
     assert main(["train", *common, "--run-dir", str(whole)]) == 0
 
