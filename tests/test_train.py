@@ -85,6 +85,8 @@ def test_procgen_end_to_end(tmp_path):
     assert report["score_unit"] == "return" and "normalised" in report["train"]
     assert report["level_sets"]["train"]["size"] == 20
     assert "time/fps" in tensorboard_tags(run / "tb")
+    state = checkpoint.load(run / "checkpoints" / "latest.pt")
+    assert state["num_timesteps"] == 256 and len(state["env"]["sim"]) == 4  # one procgen state per slot
 
 
 def _params(run: Path) -> dict[str, torch.Tensor]:
