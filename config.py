@@ -125,8 +125,15 @@ PRESETS = {"maze": _maze_preset, "procgen": _procgen_preset}
 
 
 def preset_for_env(env_name: str) -> str:
-    """The preset that suits an environment family: ``procgen`` for Procgen games, else ``maze``."""
-    return "procgen" if env_name.startswith("procgen") or env_name.startswith("heldout/procgen") else "maze"
+    """The preset that suits an environment family: ``procgen`` for Procgen games (also named
+    by their short name or Gymnasium id), else ``maze``."""
+    from heldout import envs
+
+    try:
+        env_name = envs.get(env_name).name
+    except KeyError:
+        pass  # an unknown name is reported, with suggestions, when the run is built
+    return "procgen" if env_name.startswith("procgen/") else "maze"
 
 
 def preset(name: str) -> TrainConfig:

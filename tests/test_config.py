@@ -77,3 +77,9 @@ def test_resume_refuses_config_changes(tmp_path):
         parse(["--resume", str(run), "--ppo.lr", "0.1"])
     cfg, run_dir, resume = parse(["--resume", str(run), "--steps", "5000"])
     assert resume and run_dir == run and cfg.steps == 5000
+
+
+@pytest.mark.parametrize("name", ["procgen/coinrun", "coinrun", "heldout/procgen-coinrun-v0"])
+def test_procgen_preset_follows_any_spelling_of_a_procgen_game(name):
+    assert config.preset_for_env(name) == "procgen"
+    assert config.preset_for_env("maze") == "maze"
