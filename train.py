@@ -45,7 +45,6 @@ class Setup:
     level_env: envs.LevelVecEnv
     env: VecEnv
     model: Any
-    sampler: Any
     sampler_callback: Any
     started: float = 0.0
     wall_time_before: float = 0.0
@@ -97,7 +96,7 @@ def build(cfg: TrainConfig) -> Setup:
 
     sampler_callback = LevelSamplerCallback(sampler)
     sampler_callback.attach(env)  # the env's first reset already draws from the sampler
-    return Setup(cfg, family, train_levels, test_levels, level_env, env, model, sampler, sampler_callback)
+    return Setup(cfg, family, train_levels, test_levels, level_env, env, model, sampler_callback)
 
 
 # -- during training ------------------------------------------------------------------------------
@@ -106,14 +105,14 @@ def build(cfg: TrainConfig) -> Setup:
 class RunCallback(BaseCallback):
     """Between PPO updates: periodic evaluation, checkpoints, and the progress bar."""
 
-    def __init__(self, setup: Setup, run_dir: Path, progress: bool) -> None:
+    def __init__(self, setup: Setup, run_dir: Path, progress: bool, last_eval_step: int = 0) -> None:
         super().__init__()
         self.setup = setup
         self.run_dir = run_dir
         self.progress = progress
         self.bar = None
-        self._updates_seen = 0
-        self._last_eval_step = setup.model.num_timesteps
+        self.rollout_size = setup.cfg.env.num_envs * setup.cfg.ppo.n_steps
+        self.last_eval_step = last_eval_step
         self._t0 = time.time()
         self._steps0 = setup.model.num_timesteps
 
@@ -129,21 +128,20 @@ class RunCallback(BaseCallback):
         return True
 
     def _on_rollout_start(self) -> None:
-        if self.model.num_timesteps == self._steps0 and self._updates_seen == 0:
-            self._updates_seen = 1
-            return  # nothing has changed since the run (re)started
-        self._updates_seen += 1
-        cfg = self.setup.cfg
         steps = self.model.num_timesteps
+        if steps == self._steps0:
+            return  # nothing has changed since the run (re)started
+        cfg = self.setup.cfg
+        update = steps // self.rollout_size
         if self.bar is not None:
             self.bar.update(steps - self.bar.n)
             sps = (steps - self._steps0) / max(time.time() - self._t0, 1e-9)
-            self.bar.set_postfix(sps=f"{sps:.0f}", updates=self.model._n_updates // max(cfg.ppo.n_epochs, 1))
-        if cfg.eval.interval and steps - self._last_eval_step >= cfg.eval.interval:
-            self._last_eval_step = steps
-            evaluate_and_log(self.setup, self.run_dir, self.logger, cfg.eval.episodes, tag="eval")
-        if cfg.checkpoint_interval and (self._updates_seen - 1) % cfg.checkpoint_interval == 0:
-            save_checkpoint(self.setup, self.run_dir, self._last_eval_step)
+            self.bar.set_postfix(sps=f"{sps:.0f}", updates=update)
+        if cfg.eval.interval and steps - self.last_eval_step >= cfg.eval.interval:
+            self.last_eval_step = steps
+            evaluate_and_log(self.setup, self.run_dir, self.logger, cfg.eval.episodes)
+        if cfg.checkpoint_interval and update % cfg.checkpoint_interval == 0:
+            save_checkpoint(self.setup, self.run_dir, self.last_eval_step)
 
     def _on_training_end(self) -> None:
         if self.bar is not None:
@@ -168,14 +166,15 @@ def evaluate_both(setup: Setup, episodes: int, seed_offset: int = 0) -> dict[str
     return evaluation.summarise(setup.family, runs["train"], runs["test"], cfg.env.options)
 
 
-def evaluate_and_log(setup: Setup, run_dir: Path, logger, episodes: int, tag: str) -> dict[str, Any]:
+def evaluate_and_log(setup: Setup, run_dir: Path, logger, episodes: int) -> dict[str, Any]:
+    """A periodic evaluation: to TensorBoard (``eval/...``) and to ``evaluations.jsonl``."""
     summary = evaluate_both(setup, episodes)
     steps = setup.model.num_timesteps
     for part in ("train", "test", "gap"):
-        logger.record(f"{tag}/{part}", summary[part]["mean"])
+        logger.record(f"eval/{part}", summary[part]["mean"])
         for unit in ("return", "normalised"):
             if unit in summary[part]:
-                logger.record(f"{tag}/{part}_{unit}", summary[part][unit]["mean"])
+                logger.record(f"eval/{part}_{unit}", summary[part][unit]["mean"])
     report.append_jsonl(run_dir / EVALUATIONS, {"steps": steps, **summary})
     return summary
 
@@ -248,13 +247,12 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bo
         checkpoint.restore(setup.model, setup.level_env, state)
         last_eval = state["last_eval_step"]
         setup.wall_time_before = state["wall_time"]
-    run_cb = RunCallback(setup, run_dir, progress)
-    run_cb._last_eval_step = last_eval
+    run_cb = RunCallback(setup, run_dir, progress, last_eval_step=last_eval)
     callbacks = [setup.sampler_callback, run_cb]
     remaining = cfg.steps - setup.model.num_timesteps
     if remaining > 0:
         setup.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=state is None)
-    save_checkpoint(setup, run_dir, run_cb._last_eval_step)
+    save_checkpoint(setup, run_dir, run_cb.last_eval_step)
     final = evaluate_both(setup, cfg.eval.final_episodes, seed_offset=1)
     for part in ("train", "test", "gap"):
         setup.model.logger.record(f"final/{part}", final[part]["mean"])
