@@ -105,7 +105,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['steps']:,} environment steps in {result['wall_time_s']:.0f} s. "
         f"Scores are {unit}s with 95% confidence intervals over episodes.",
         "",
-        f"| | train levels | held-out test levels | gap (train - test) |",
+        "| | train levels | held-out test levels | gap (train - test) |",
         "|---|---|---|---|",
         f"| trained agent, {unit} | {_fmt(result['train'])} | {_fmt(result['test'])} | {_fmt(result['gap'])} |",
         f"| untrained agent, {unit} | {_fmt(result['untrained']['train'])} | "
