@@ -12,13 +12,7 @@ PIXELS_HWC = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
 PIXELS_CHW = gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small batches: one thread is as fast and does not suffer on a busy shared machine."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def conv_params(cin: int, cout: int) -> int:

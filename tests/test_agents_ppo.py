@@ -17,13 +17,7 @@ from heldout.agents import HeldoutPPO, ImpalaCNN, MazeNet, NetworkConfig, PPOCon
 N_ENVS, N_STEPS = 2, 16
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is as fast and does not suffer on a busy shared machine."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SMALL_IMPALA = dict(network="impala", impala_channels=(4, 8, 8), features_dim=32)
 
 
