@@ -28,9 +28,6 @@ GAMES: tuple[str, ...] = (
 
 DISTRIBUTION_MODES: tuple[str, ...] = ("easy", "hard")
 
-MAX_SEED = 2**31 - 1
-"""Procgen level seeds lie in [0, MAX_SEED): the range ``num_levels=0`` draws from."""
-
 EASY_RETURN_RANGE: dict[str, tuple[float, float]] = {
     "bigfish": (1.0, 40.0),
     "bossfight": (0.5, 13.0),

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import Any
-
 import numpy as np
 
-from heldout.envs.base import Level, LevelSet, LevelSpace
+from heldout.envs import seeds
+from heldout.envs.base import Level, LevelSet
+from heldout.envs.seeds import SeedLevelSpace
 from heldout.envs.procgen import backend, fingerprints
 from heldout.envs.procgen.games import (
-    MAX_SEED,
     PARTIAL_FIRST_FRAME,
     check_distribution_mode,
     check_game,
@@ -28,39 +27,19 @@ from heldout.envs.procgen.games import (
 
 LEVEL_SET_NAMES: tuple[str, ...] = ("train", "test", "full")
 DEFAULT_NUM_TEST_LEVELS = 1000
-_CANDIDATE_CHUNK = 256
-_MAX_CANDIDATE_FACTOR = 20  # give up when fewer than 1 in 20 candidates survive
+_CANDIDATE_CHUNK = seeds.CANDIDATE_CHUNK
+_candidates = seeds.candidate_seeds
+_check_count = seeds.check_count
+_check_level_seed = seeds.check_level_seed
 
 
-class ProcgenLevelSpace(LevelSpace):
+class ProcgenLevelSpace(SeedLevelSpace):
     """Procgen levels are int seeds in ``[0, 2**31 - 1)``; text form is the decimal seed."""
 
     def __init__(self, game: str, distribution_mode: str = "easy") -> None:
         self.game = check_game(game)
+        super().__init__(f"procgen/{self.game}")
         self.distribution_mode = check_distribution_mode(distribution_mode)
-        self.family = f"procgen/{game}"
-
-    def format(self, level: Level) -> str:
-        return str(self.coerce(level))
-
-    def parse(self, text: str) -> int:
-        try:
-            seed = int(str(text).strip())
-        except ValueError:
-            raise ValueError(f"{self.family}: a level is an integer seed, got {text!r}") from None
-        return self._check(seed)
-
-    def coerce(self, level: Any) -> int:
-        if isinstance(level, str):
-            return self.parse(level)
-        if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, np.integer)):
-            raise ValueError(f"{self.family}: a level is an integer seed, got {level!r}")
-        return self._check(int(level))
-
-    def _check(self, seed: int) -> int:
-        if not 0 <= seed < MAX_SEED:
-            raise ValueError(f"{self.family}: level seeds lie in [0, {MAX_SEED}), got {seed}")
-        return seed
 
     def render(self, level: Level) -> np.ndarray:
         """The uncentred first frame of the level (the picture its fingerprint hashes)."""
@@ -69,26 +48,13 @@ class ProcgenLevelSpace(LevelSpace):
 
 def train_set(num_train_levels: int) -> LevelSet:
     """Seeds ``0 .. num_train_levels - 1``."""
-    n = _check_count("num_train_levels", num_train_levels)
-    return LevelSet(
-        "train",
-        levels=tuple(range(n)),
-        notes=f"seeds 0..{n - 1} (start_level=0, num_levels={n}: the published protocol)",
-        metadata={"num_train_levels": n},
-    )
+    n = seeds.check_count("num_train_levels", num_train_levels)
+    return seeds.train_set(n, f"start_level=0, num_levels={n}: the published protocol")
 
 
 def full_set() -> LevelSet:
     """The full distribution: seeds uniform in ``[0, 2**31 - 1)``."""
-    return LevelSet(
-        "full",
-        draw=_draw_any_seed,
-        notes=f"full distribution (num_levels=0): seeds uniform in [0, {MAX_SEED}), training seeds included",
-    )
-
-
-def _draw_any_seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(0, MAX_SEED))
+    return seeds.full_set("full distribution (num_levels=0)")
 
 
 def test_set(
@@ -117,27 +83,15 @@ def test_set(
 @lru_cache(maxsize=64)
 def _test_set(game: str, mode: str, num_train: int, num_test: int, level_seed: int) -> LevelSet:
     t0 = time.perf_counter()
-    train_prints = set(fingerprints.fingerprints(game, range(num_train), mode))
-    kept: list[int] = []
-    kept_prints: set[bytes] = set()
-    dropped = repeats = 0
-    candidates = _candidates(num_train, level_seed)
-    examined = 0
-    while len(kept) < num_test:
-        if examined >= _MAX_CANDIDATE_FACTOR * num_test:
-            raise RuntimeError(
-                f"procgen/{game}: only {len(kept)} of {examined} candidates differ from the training levels; "
-                f"ask for fewer test levels or fewer training levels"
-            )
-        chunk = [next(candidates) for _ in range(min(_CANDIDATE_CHUNK, num_test - len(kept)))]
-        examined += len(chunk)
-        for seed, fp in zip(chunk, fingerprints.fingerprints(game, chunk, mode)):
-            if fp in train_prints:
-                dropped += 1
-                continue
-            repeats += fp in kept_prints
-            kept_prints.add(fp)
-            kept.append(seed)
+    found = seeds.held_out_seeds(
+        f"procgen/{game}",
+        lambda batch: fingerprints.fingerprints(game, batch, mode),
+        num_train,
+        num_test,
+        level_seed,
+        chunk=_CANDIDATE_CHUNK,
+    )
+    kept, examined, dropped, repeats = found.seeds, found.examined, found.dropped, found.repeats
     proves = fingerprint_proves_distinct(game)
     scope = (
         "the uncentred first frame shows the whole level"
@@ -156,7 +110,7 @@ def _test_set(game: str, mode: str, num_train: int, num_test: int, level_seed: i
     )
     return LevelSet(
         "test",
-        levels=tuple(kept),
+        levels=kept,
         notes=notes,
         metadata={
             "game": game,
@@ -173,28 +127,3 @@ def _test_set(game: str, mode: str, num_train: int, num_test: int, level_seed: i
             "build_seconds": round(time.perf_counter() - t0, 3),
         },
     )
-
-
-def _candidates(low: int, level_seed: int):
-    """Distinct seeds in ``[low, 2**31 - 1)`` in a pseudo-random order fixed by ``level_seed``."""
-    rng = np.random.default_rng([level_seed, 0x7E57])
-    seen: set[int] = set()
-    while True:
-        for seed in rng.integers(low, MAX_SEED, size=_CANDIDATE_CHUNK).tolist():
-            if seed not in seen:
-                seen.add(seed)
-                yield seed
-
-
-def _check_level_seed(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"level_seed must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if value >= MAX_SEED:
-        raise ValueError(f"{name} must be below {MAX_SEED}, got {value}")
-    return int(value)
