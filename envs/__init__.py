@@ -1,4 +1,5 @@
-"""Environments whose levels can be chosen: Procgen games and a parametric maze family.
+"""Environments whose levels can be chosen: Procgen games, a parametric maze family, MiniGrid
+(where installed) and any seeded Gymnasium env (``register_seeded`` or ``gym:<id>``).
 
 >>> import heldout.envs as envs
 >>> env = envs.make("procgen/coinrun", level_set="train")          # one Gymnasium env
@@ -12,6 +13,7 @@ Importing this package also registers Gymnasium ids (``heldout/procgen-coinrun-v
 from heldout.envs.base import EnvFamily, Level, LevelSet, LevelSource, LevelSpace, LevelVecEnv
 from heldout.envs.registry import ENTRY_POINT_GROUP, get, gym_id, level_set, make, make_vec, names, register
 from heldout.envs.registry import _load as _load_registry
+from heldout.envs.seeded import register_seeded
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -28,6 +30,7 @@ __all__ = [
     "make_vec",
     "names",
     "register",
+    "register_seeded",
 ]
 
 _load_registry()

@@ -166,8 +166,15 @@ class EnvFamily(ABC):
     @abstractmethod
     def make(self, level_set: str | LevelSet = "train", **options: Any) -> gym.Env: ...
 
-    @abstractmethod
-    def make_vec(self, num_envs: int, level_set: str | LevelSet = "train", *, seed: int = 0, **options: Any) -> "LevelVecEnv": ...
+    def make_vec(self, num_envs: int, level_set: str | LevelSet = "train", *, seed: int = 0, **options: Any) -> "LevelVecEnv":
+        """``num_envs`` single envs from :meth:`make` stepped one after another in a
+        :class:`~heldout.envs.gym_vec.GymLevelVecEnv`; families with a faster batched
+        simulator override this."""
+        from heldout.envs.gym_vec import GymLevelVecEnv
+
+        lset = level_set if isinstance(level_set, LevelSet) else self.level_set(level_set, **options)
+        single = [self.make(lset, **options) for _ in range(num_envs)]
+        return GymLevelVecEnv(single, lset, self.level_space(**options), seed=seed)
 
     def normalise(self, returns: np.ndarray, **options: Any) -> np.ndarray | None:
         """Returns mapped to the family's normalised score, or None where it defines none
@@ -247,7 +254,7 @@ class LevelVecEnv(VecEnv):
     # -- saving and restoring (exact resume of training) ----------------------------------------
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue exactly where the env is: levels, episode statistics,
-        RNG and the simulator state of every slot (picklable)."""
+        RNG and the simulator state of every slot, as plain data (no pickled objects)."""
         return {
             "levels": list(self.levels),
             "episode_return": self._episode_return.copy(),
@@ -260,11 +267,11 @@ class LevelVecEnv(VecEnv):
         """Restore what :meth:`get_state` returned (same family, options and number of envs)."""
         if len(state["levels"]) != self.num_envs:
             raise ValueError(f"saved env state has {len(state['levels'])} slots, this env has {self.num_envs}")
-        self._set_sim_state(state["sim"])
         self.levels = list(state["levels"])
         self._episode_return[:] = state["episode_return"]
         self._episode_length[:] = state["episode_length"]
         self._rng.bit_generator.state = state["rng"]
+        self._set_sim_state(state["sim"])  # last: it may read the levels and restart episodes
 
     def _get_sim_state(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} cannot save its simulator state")
@@ -293,7 +300,7 @@ class LevelVecEnv(VecEnv):
         self._episode_return += rewards
         self._episode_length += 1
         dones = terminated | truncated
-        infos: list[dict[str, Any]] = [{"level": lv} for lv in self.levels]
+        infos = self._step_infos()
         ended = np.flatnonzero(dones)
         if ended.size:
             now = round(time.time() - self._t0, 6)
@@ -309,6 +316,10 @@ class LevelVecEnv(VecEnv):
                 info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             obs[ended] = self.set_levels(ended, [self.next_level(i) for i in ended.tolist()])
         return obs, rewards.astype(np.float32), dones, infos
+
+    def _step_infos(self) -> list[dict[str, Any]]:
+        """One fresh info dict per slot for the step just taken, each holding ``"level"``."""
+        return [{"level": lv} for lv in self.levels]
 
     def close(self) -> None:
         pass

@@ -1,7 +1,8 @@
 """One registry of environment families, by name.
 
 Built-in families register on import; third-party packages add theirs through the
-``heldout.envs`` entry-point group. An entry point may name an :class:`EnvFamily`, or a
+``heldout.envs`` entry-point group; ``gym:<gymnasium id>`` names a seeded Gymnasium env
+(:mod:`heldout.envs.seeded`), registered on first use. An entry point may name an :class:`EnvFamily`, or a
 callable returning one family or an iterable of them. Every family also gets a Gymnasium id:
 ``procgen/coinrun`` -> ``heldout/procgen-coinrun-v0``.
 """
@@ -15,18 +16,20 @@ from typing import Any
 
 import gymnasium as gym
 
+from heldout.envs import seeded
 from heldout.envs.base import EnvFamily, LevelSet, LevelVecEnv
 from heldout.names import check_new_name, unknown_name_error
 
 ENTRY_POINT_GROUP = "heldout.envs"
-_BUILTIN = ("heldout.envs.procgen:families", "heldout.envs.maze:families")
+_BUILTIN = ("heldout.envs.procgen:families", "heldout.envs.maze:families", "heldout.envs.minigrid_families:families")
 _FAMILIES: dict[str, EnvFamily] = {}
 _loaded = False
 
 
 def gym_id(name: str) -> str:
-    """The Gymnasium id of a family: ``procgen/coinrun`` -> ``heldout/procgen-coinrun-v0``."""
-    return f"heldout/{name.replace('/', '-')}-v0"
+    """The Gymnasium id of a family: ``procgen/coinrun`` -> ``heldout/procgen-coinrun-v0``
+    (``/`` and ``:``, which Gymnasium reads as a module, become ``-``)."""
+    return f"heldout/{name.replace('/', '-').replace(':', '-')}-v0"
 
 
 def register(family: EnvFamily, *, replace: bool = False) -> EnvFamily:
@@ -76,6 +79,11 @@ def get(name: str) -> EnvFamily:
     _load()
     if name in _FAMILIES:
         return _FAMILIES[name]
+    if name.startswith(seeded.GYM_PREFIX):  # any Gymnasium env with seeded levels, registered on first use
+        try:
+            return register(seeded.family_for(name))
+        except ValueError as err:
+            raise KeyError(str(err)) from None
     # Let users write the short game name ("coinrun") or the Gymnasium id too.
     aliases = {f.split("/")[-1]: f for f in _FAMILIES} | {gym_id(f): f for f in _FAMILIES}
     if name in aliases:
