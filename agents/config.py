@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-NETWORKS = ("auto", "impala", "maze")
+NETWORKS = ("auto", "impala", "maze", "mlp")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -146,8 +146,8 @@ class NetworkConfig:
     network: str = field(
         default="auto",
         metadata=_help(
-            "feature extractor: impala (pixels), maze (maze grids) or auto (maze family or small grids -> maze, "
-            "images of 32 px or more -> impala)"
+            "feature extractor: impala (pixels), maze (maze grids), mlp (vectors) or auto (maze family or small "
+            "grids -> maze, images of 32 px or more -> impala, vectors -> mlp)"
         ),
     )
     features_dim: int = field(default=256, metadata=_help("size of the shared feature vector"))

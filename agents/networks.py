@@ -50,18 +50,20 @@ def _check_3d(space: gym.spaces.Space) -> None:
 def select_network(space: gym.spaces.Space, family: str | None = None) -> str:
     """The network ``auto`` picks for an observation space (and, when known, the env family).
 
-    The rule: the maze family (``family`` starting with ``"maze"``) always gets ``"maze"``;
-    otherwise a 3-D uint8 Box is an image for ``"impala"`` when its two spatial sides are both
+    The rule: the maze family (``family`` starting with ``"maze"``) always gets ``"maze"``; a
+    1-D Box (a vector) gets ``"mlp"``; otherwise a 3-D uint8 Box is an image for ``"impala"`` when its two spatial sides are both
     at least :data:`PIXEL_MIN_SIDE` (Procgen's 64x64 frames), and a symbolic grid for ``"maze"``
     when they are smaller (the maze's 5x5 view or its 15x15 full grid). Anything else raises
     ``ValueError``: choose ``network="impala"`` or ``"maze"`` explicitly.
     """
     if family is not None and family.split("/")[0].startswith("maze"):
         return "maze"
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return "mlp"
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 3 or space.dtype != np.uint8:
         raise ValueError(
             f"network 'auto' cannot choose a network for the observation space {space}: it knows 3-D uint8 "
-            "images (impala) and maze grids (maze); set network to impala or maze, or add a network for it"
+            "images (impala), maze grids (maze) and vectors (mlp); set network to impala or maze, or add a network for it"
         )
     if family is not None and family.split("/")[0].startswith("procgen"):
         return "impala"

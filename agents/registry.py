@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import gymnasium as gym
 import torch as th
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize, is_vecenv_wrapped
 
 from heldout.agents.config import NetworkConfig, PPOConfig
@@ -119,6 +120,8 @@ def policy_kwargs(network: NetworkConfig, ppo: PPOConfig, observation_space: gym
                   family: str | None = None) -> dict[str, Any]:
     """``policy_kwargs`` for sb3's ``ActorCriticPolicy``: a shared extractor with linear heads."""
     kind = network.network if network.network != "auto" else select_network(observation_space, family)
+    if kind == "mlp":
+        return mlp_policy_kwargs(network, ppo, observation_space)
     if kind == "impala":
         extractor: type = ImpalaCNN
         extractor_kwargs: dict[str, Any] = {
@@ -138,6 +141,21 @@ def policy_kwargs(network: NetworkConfig, ppo: PPOConfig, observation_space: gym
         "share_features_extractor": True,
         "net_arch": [],  # linear policy and value heads on the shared features
         "normalize_images": normalize_images,
+        "optimizer_kwargs": {"eps": ppo.adam_eps},
+    }
+
+
+def mlp_policy_kwargs(network: NetworkConfig, ppo: PPOConfig, space: gym.spaces.Space) -> dict[str, Any]:
+    """Vector observations: flattened, then separate policy and value MLPs of two
+    ``features_dim``-wide tanh layers (a small state-based PPO network)."""
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ValueError(f"network 'mlp' needs a 1-D Box observation space (a vector), got {space}")
+    width = network.features_dim
+    return {
+        "features_extractor_class": FlattenExtractor,
+        "net_arch": {"pi": [width, width], "vf": [width, width]},
+        "activation_fn": th.nn.Tanh,
+        "normalize_images": False,
         "optimizer_kwargs": {"eps": ppo.adam_eps},
     }
 

@@ -112,7 +112,7 @@ def held_out_seeds(
 ) -> HeldOut:
     """``num_test`` seeds ``>= num_train`` whose fingerprints differ from every training seed's.
 
-    ``fingerprints(seeds)`` returns one digest per seed. Raises ``RuntimeError`` saying what to
+    ``fingerprints(seeds)`` returns one digest per seed. Raises ``ValueError`` saying what to
     do when none of the first 64 candidates survives (the environment ignores the seed, or has
     no more distinct levels than the training set covers) or fewer than 1 in 20 survive overall.
     """
@@ -125,9 +125,9 @@ def held_out_seeds(
     budget = max(MAX_CANDIDATE_FACTOR * num_test, EMPTY_AFTER)
     while len(kept) < num_test:
         if not kept and examined >= EMPTY_AFTER:
-            raise RuntimeError(_empty_message(family, examined, num_train, len(train_set_prints)))
+            raise ValueError(_empty_message(family, examined, num_train, len(train_set_prints)))
         if examined >= budget:
-            raise RuntimeError(
+            raise ValueError(
                 f"{family}: only {len(kept)} of {examined} candidates differ from the training levels; "
                 f"ask for fewer test levels or fewer training levels"
             )

@@ -140,7 +140,7 @@ def test_auto_rule(shape, family, expected):
 @pytest.mark.parametrize(
     "space",
     [
-        gym.spaces.Box(-1, 1, (4,), np.float32),
+        gym.spaces.Box(-1, 1, (4, 4), np.float32),
         gym.spaces.Box(0, 1, (64, 64, 3), np.float32),
         gym.spaces.Discrete(4),
     ],
