@@ -155,8 +155,11 @@ class EnvFamily(ABC):
     """What the evaluation's headline number is: ``"return"`` or ``"solve rate"``."""
     default_num_train_levels: int = 200
 
-    @abstractmethod
-    def level_space(self, **options: Any) -> LevelSpace: ...
+    def level_space(self, **options: Any) -> LevelSpace:
+        """What samplers may know of the levels; by default only their text form (``str``)."""
+        space = LevelSpace()
+        space.family = self.name
+        return space
 
     @abstractmethod
     def level_set(
