@@ -206,6 +206,8 @@ class SeededFamily(EnvFamily):
                 "dropped": found.dropped,
                 "repeats_within_test": found.repeats,
                 "fingerprint": f"blake2b-128 of {what}",
+                "fingerprint_proves_distinct": True,
+                "fingerprint_scope": f"levels that differ in {what} differ in content",
                 "build_seconds": round(time.perf_counter() - t0, 3),
             },
         )
