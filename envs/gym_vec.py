@@ -53,7 +53,7 @@ class GymLevelVecEnv(LevelVecEnv):
         if not isinstance(obs_space, _ARRAY_SPACES):
             raise TypeError(
                 f"GymLevelVecEnv needs array observations, got {obs_space}; wrap the env in an observation "
-                "wrapper (e.g. gymnasium.wrappers.FlattenObservation, or pick one entry of a Dict space)"
+                "wrapper such as gymnasium.wrappers.FlattenObservation (register_seeded(..., wrap=...) does it)"
             )
         for i, env in enumerate(envs[1:], 1):
             if env.observation_space != obs_space or env.action_space != act_space:
