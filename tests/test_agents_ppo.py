@@ -395,8 +395,13 @@ def test_make_rejects_observations_it_cannot_handle():
         observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
         action_space = gym.spaces.Discrete(2)
 
+    class MatrixEnv(VectorEnv):
+        observation_space = gym.spaces.Box(-1, 1, (4, 4), np.float32)
+
     with pytest.raises(ValueError, match="set network to impala or maze"):
-        agents.make("ppo", DummyVecEnv([VectorEnv]), ppo=ppo_cfg(), network=NetworkConfig(), seed=0)
+        agents.make("ppo", DummyVecEnv([MatrixEnv]), ppo=ppo_cfg(), network=NetworkConfig(), seed=0)
+    with pytest.raises(ValueError, match="network 'mlp' needs a 1-D Box"):
+        agents.make("ppo", DummyVecEnv([MatrixEnv]), ppo=ppo_cfg(), network=NetworkConfig(network="mlp"), seed=0)
     with pytest.raises(ValueError, match="needs a 3-D Box"):
         agents.make("ppo", DummyVecEnv([VectorEnv]), ppo=ppo_cfg(), network=NetworkConfig(network="maze"), seed=0)
 
