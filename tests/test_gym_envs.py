@@ -182,6 +182,13 @@ def test_an_env_that_ignores_the_seed_gets_a_clear_error(tmp_path, capsys):
     assert not run.exists()
 
 
+def test_minigrid_families_exist_only_where_minigrid_is_importable(monkeypatch):
+    from heldout.envs import minigrid_families
+
+    monkeypatch.setattr(minigrid_families, "find_spec", lambda name: None)
+    assert minigrid_families.families() == []
+
+
 def test_unknown_gymnasium_ids_are_one_line_errors(capsys):
     with pytest.raises(KeyError, match="unknown Gymnasium id 'NoSuchEnv-v0'"):
         envs.get("gym:NoSuchEnv-v0")
