@@ -195,6 +195,10 @@ def prepare_run(cfg: Any, run_dir: Path, *, progress: bool = True) -> Path:
         return target
     codes = encode_levels(space, train, "the training set")
     configs(settings, codes.shape[1:])  # bad settings fail before anything is written
+    if cfg.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)  # the run's thread count (its default oversubscribes a busy machine)
     meta = {"env": cfg.env.name, "env_options": dict(cfg.env.options), "levels": "train", "level_seed": cfg.env.level_seed}
     print(f"heldout train: fitting DRED's model of the {len(codes)} training levels -> {target}")
     dred, seconds = fit_model(codes, settings, meta, tb_dir=Path(run_dir) / "tb" / "dred_fit", progress=progress)

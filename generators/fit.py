@@ -130,9 +130,9 @@ def fit(
             metrics["accuracy"] = reconstruction_accuracy(model, train)["cell"]
             if len(val):
                 metrics["val_accuracy"] = reconstruction_accuracy(model, val)["cell"]
+            # Without held-out levels the training loss (of the posterior mean) decides.
+            score = metrics["val_loss"] if len(val) else float(model.loss(train, sample=False)["loss"])
         history.append(metrics)
-        # Without held-out levels the training loss (of the posterior mean) decides.
-        score = metrics["val_loss"] if len(val) else float(model.loss(train, sample=False)["loss"])
         if score < best_score:
             best_state, best_score, best_epoch, stale = copy.deepcopy(model.state_dict()), score, epoch, 0
         else:
