@@ -223,3 +223,44 @@ def test_dred_sample_prints_a_level_file(tmp_path, cli_model):
     assert "valid" in result.stderr and "dropped" in result.stderr
     shown = run_cli("maze", "show", str(levels_file))
     assert shown.returncode == 0 and "level 5 of 5" in shown.stdout
+
+
+# -- heldout train --sampler dred ----------------------------------------------------------------
+
+MAZE_FAST = [
+    "--env", "maze", "--env.num_envs", "8", "--ppo.n_steps", "64", "--ppo.n_minibatches", "2",
+    "--ppo.n_epochs", "2", "--eval.episodes", "6", "--eval.final_episodes", "12", "--eval.num_envs", "6",
+    "--torch_threads", "1", "--no-progress", "--train-levels", "6", "--sampler", "dred",
+]  # fmt: skip
+
+
+def test_train_with_a_given_model_copies_it_into_the_run_and_resumes_without_refitting(tmp_path, cli_model):
+    run = tmp_path / "run"
+    params = f"{{model: {cli_model}, generation_batch: 8, replay_prob: 0.3}}"
+    assert main(["train", *MAZE_FAST, "--steps", "1024", "--sampler.params", params, "--run-dir", str(run)]) == 0
+    kept = run / "dred" / "model.pt"
+    assert kept.read_bytes() == cli_model.read_bytes()
+    stamp = kept.stat().st_mtime_ns
+    state = checkpoint.load(run / "checkpoints" / "latest.pt")["sampler"]["sampler"]
+    assert state["sampler"] == "dred" and state["num_train"] == 6 and state["proposed"] > 0
+    assert state["progress"] == 0.5  # set before each rollout: the second of two started at 512 of 1024 steps
+    tags = scalar_tags(run / "tb")
+    assert {"level_sampler/eta", "level_sampler/num_generated", "level_sampler/generator_valid"} <= tags
+    assert "train/masked_fraction" in tags  # proposals take no gradient
+
+    cli_model.write_bytes(b"not a model any more")  # the run needs only its own copy now
+    assert main(["train", "--resume", str(run), "--steps", "1536", "--no-progress"]) == 0
+    assert kept.stat().st_mtime_ns == stamp
+    assert json.loads((run / "report.json").read_text())["steps"] >= 1536
+    assert main(["evaluate", str(run), "--levels", "test", "--episodes", "4"]) == 0
+
+
+def test_train_refuses_a_model_fitted_on_other_levels(tmp_path, capsys, cli_model):
+    run = tmp_path / "run"
+    argv = ["train", *MAZE_FAST, "--train-levels", "7", "--steps", "512", "--run-dir", str(run)]
+    assert main([*argv, "--sampler.params", f"{{model: {cli_model}}}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "fitted on other levels" in err and len(err.splitlines()) == 1
+    assert main([*argv, "--sampler.params", "{fit: {max_epoch: 3}}"]) == 2
+    assert "unknown DRED fit setting(s) max_epoch" in capsys.readouterr().err
+    assert not run.exists()
