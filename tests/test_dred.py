@@ -264,3 +264,9 @@ def test_train_refuses_a_model_fitted_on_other_levels(tmp_path, capsys, cli_mode
     assert main([*argv, "--sampler.params", "{fit: {max_epoch: 3}}"]) == 2
     assert "unknown DRED fit setting(s) max_epoch" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_the_generators_import_no_env_and_no_agent():
+    code = "import sys, heldout.generators; print([m for m in sys.modules if m.startswith(('heldout.envs', 'heldout.agents'))])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
