@@ -81,7 +81,7 @@ def fit_model(codes: np.ndarray, settings: dict[str, Any], meta: dict[str, Any],
     """Fit the VAE on ``codes`` with a progress bar and TensorBoard logs; returns (DREDModel, seconds)."""
     import torch
 
-    from heldout.generators import DREDModel, LevelGenerator, fit, reconstruction_accuracy
+    from heldout.generators import DREDModel, fit, reconstruction_accuracy
     from heldout.generators.fit import as_plain
 
     vae_cfg, fit_cfg = configs(settings, codes.shape[1:])
@@ -127,7 +127,7 @@ def validity(dred: Any, space: Any, batches: int = 10, seed: int = 0) -> dict[st
     generator = LevelGenerator(dred.model, space, dred.levels)
     rng = np.random.default_rng(seed)
     for _ in range(batches):
-        levels, counts = generator.batch(rng)
+        _, counts = generator.batch(rng)
         for k, v in counts.items():
             generator.counts[k] += v
     return generator.counts
