@@ -235,11 +235,13 @@ MAZE_FAST = [
 
 
 def test_train_with_a_given_model_copies_it_into_the_run_and_resumes_without_refitting(tmp_path, cli_model):
+    given = tmp_path / "given.pt"
+    given.write_bytes(cli_model.read_bytes())
     run = tmp_path / "run"
-    params = f"{{model: {cli_model}, generation_batch: 8, replay_prob: 0.3}}"
+    params = f"{{model: {given}, generation_batch: 8, replay_prob: 0.3}}"
     assert main(["train", *MAZE_FAST, "--steps", "1024", "--sampler.params", params, "--run-dir", str(run)]) == 0
     kept = run / "dred" / "model.pt"
-    assert kept.read_bytes() == cli_model.read_bytes()
+    assert kept.read_bytes() == given.read_bytes()
     stamp = kept.stat().st_mtime_ns
     state = checkpoint.load(run / "checkpoints" / "latest.pt")["sampler"]["sampler"]
     assert state["sampler"] == "dred" and state["num_train"] == 6 and state["proposed"] > 0
@@ -248,7 +250,7 @@ def test_train_with_a_given_model_copies_it_into_the_run_and_resumes_without_ref
     assert {"level_sampler/eta", "level_sampler/num_generated", "level_sampler/generator_valid"} <= tags
     assert "train/masked_fraction" in tags  # proposals take no gradient
 
-    cli_model.write_bytes(b"not a model any more")  # the run needs only its own copy now
+    given.write_bytes(b"not a model any more")  # the run needs only its own copy now
     assert main(["train", "--resume", str(run), "--steps", "1536", "--no-progress"]) == 0
     assert kept.stat().st_mtime_ns == stamp
     assert json.loads((run / "report.json").read_text())["steps"] >= 1536
