@@ -100,11 +100,12 @@ def fit(
             f"levels are {data.shape[1]}x{data.shape[2]} but the model is for {config.height}x{config.width}; "
             "fit on levels of one size"
         )
-    torch.manual_seed(fit_config.seed)
     holdout = split_holdout(len(data), fit_config.holdout_fraction, fit_config.seed)
     keep = np.setdiff1d(np.arange(len(data)), holdout)
     train, val = data[keep], data[holdout]
-    model = LevelVAE(config)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, the caller's RNG untouched
+        torch.manual_seed(fit_config.seed)
+        model = LevelVAE(config)
     optimiser = torch.optim.Adam(model.parameters(), lr=fit_config.lr)
     gen = torch.Generator().manual_seed(fit_config.seed)
     order_rng = np.random.default_rng(fit_config.seed)

@@ -217,8 +217,9 @@ class DREDSampler(PLRSampler):
 
     def _replay(self) -> Level:
         unseen = np.flatnonzero(~self._seen[: self.num_train] & ~self._in_flight[: self.num_train])
-        weights = self._replay_weights()
-        if unseen.size or weights.sum() <= 0:
+        weights = None if unseen.size else self._replay_weights()
+        if weights is None or weights.sum() <= 0:
+            # Training levels not scored yet come first (or all, while nothing has a score).
             pool = unseen if unseen.size else np.arange(self.num_train)
             slot = int(pool[self._rng.integers(pool.size)])
             self._in_flight[slot] = not self._seen[slot]
