@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "heldout.envs.maze.cli",
     "heldout.train",
     "heldout.evaluate",
+    "heldout.dred",
 )
 
 

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if episodes < 1:
         raise UsageError(f"--episodes must be at least 1, got {episodes}")
     state = checkpoint.load(run_dir / CHECKPOINT)
-    setup = build(cfg)
+    setup = build(cfg, run_dir)
     setup.model.policy.load_state_dict(state["policy"])
     levels = load_level_set(setup.family, args.levels, cfg)
     episodes_run = evaluation.run_episodes(

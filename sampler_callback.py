@@ -94,7 +94,11 @@ class LevelSamplerCallback(BaseCallback):
     TensorBoard tags (under ``log_prefix``): ``sampling_entropy``, ``num_seen``,
     ``replay_fraction`` (of the levels drawn since the last log), ``score_mean``,
     ``score_max``, ``scores`` (histogram), ``episodes_scored``, ``trained_step_fraction``
-    (Robust PLR: share of the rollout's steps that take gradient) and ``top_levels`` (image).
+    (Robust PLR: share of the rollout's steps that take gradient), ``top_levels`` (image) and
+    whatever the sampler's ``statistics()`` returns (DRED: ``eta``, ``num_generated``...).
+
+    The sampler also hears every finished episode's true return (``record_return``) and,
+    before each rollout, the fraction of training done (``set_progress``).
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class LevelSamplerCallback(BaseCallback):
         self._draws = 0
         self._replay_draws = 0
         self._images_enabled = image_interval > 0
+        self._total_steps: int | None = None
         self.last_episodes: list[EpisodeScore] = []
         """The episodes scored at the end of the latest rollout."""
         self.last_loss_mask: np.ndarray | None = None
@@ -193,7 +198,15 @@ class LevelSamplerCallback(BaseCallback):
             if self._pending_scorer_state is not None:
                 self._scorer.load_state_dict(self._pending_scorer_state)
                 self._pending_scorer_state = None
+        total = self.locals.get("total_timesteps")
+        self._total_steps = int(total) if total else None
+        self._report_progress()
         self._sync_slots(venv)
+
+    def _report_progress(self) -> None:
+        """Tell the sampler the fraction of training done (for scheduled parameters such as DRED's eta)."""
+        if self._total_steps:
+            self.sampler.set_progress(self.model.num_timesteps / self._total_steps)
 
     def _sync_slots(self, venv: LevelVecEnv) -> None:
         """Make sure every slot plays a level the sampler chose, and know which it is."""
@@ -235,6 +248,7 @@ class LevelSamplerCallback(BaseCallback):
 
     # -- during the rollout ---------------------------------------------------------------------
     def _on_rollout_start(self) -> None:
+        self._report_progress()
         self._rows_levels = []
         self._rows_replayed = []
 
@@ -253,6 +267,9 @@ class LevelSamplerCallback(BaseCallback):
             row_levels.append(level)
             row_replayed[e] = self._slot_replayed[e]
             if dones[e]:
+                episode = infos[e].get("episode")
+                if episode is not None:
+                    self.sampler.record_return(episode.get("level", level), float(episode["r"]))
                 drawn = self._drawn.pop(e, None)
                 following = self._venv.levels[e]
                 if drawn is not None and drawn[0] == following:
@@ -342,6 +359,8 @@ class LevelSamplerCallback(BaseCallback):
             record(f"{prefix}/score_mean", float(stored.mean()))
             record(f"{prefix}/score_max", float(stored.max()))
             record(f"{prefix}/scores", th.as_tensor(stored), exclude=_NOT_TEXT)
+        for name, value in self.sampler.statistics().items():
+            record(f"{prefix}/{name}", value)
         if self.last_loss_mask is not None and not self.sampler.trains_on_new_levels:
             record(f"{prefix}/trained_step_fraction", float(self.last_loss_mask.mean()))
 

@@ -64,8 +64,20 @@ def load_level_set(family: envs.EnvFamily, spec: str, cfg: TrainConfig) -> envs.
     )
 
 
-def build(cfg: TrainConfig) -> Setup:
-    """Every piece of a run from its config; checks names and values, writes nothing."""
+def sampler_params(cfg: TrainConfig, run_dir: Path | None) -> dict[str, Any]:
+    """The level sampler's parameters: the config's, and for ``dred`` the generator of the
+    run's fitted model (see :mod:`heldout.dred`)."""
+    if cfg.sampler.name == "dred":
+        from heldout import dred
+
+        return dred.sampler_params(cfg, run_dir)
+    return {"seed": cfg.seed, **cfg.sampler.params}
+
+
+def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
+    """Every piece of a run from its config; checks names and values, writes nothing.
+
+    ``run_dir``: the run's directory, where a ``dred`` run keeps its generative model."""
     from heldout import agents, level_samplers
 
     try:
@@ -90,7 +102,7 @@ def build(cfg: TrainConfig) -> Setup:
     model = agents.make(
         cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=agents.resolve_device(cfg.device)
     )
-    sampler = level_samplers.make(cfg.sampler.name, list(train_levels.levels), **{"seed": cfg.seed, **cfg.sampler.params})
+    sampler = level_samplers.make(cfg.sampler.name, list(train_levels.levels), **sampler_params(cfg, run_dir))
     from heldout.sampler_callback import LevelSamplerCallback
 
     sampler_callback = LevelSamplerCallback(sampler)
@@ -232,7 +244,11 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bo
     run_dir = Path(run_dir)
     check_run_dir(cfg, run_dir, resume)
     state = checkpoint.load(run_dir / CHECKPOINT) if resume else None
-    setup = build(cfg)
+    if cfg.sampler.name == "dred":
+        from heldout import dred
+
+        dred.prepare_run(cfg, run_dir, progress=progress)  # fits the model when the run has none
+    setup = build(cfg, run_dir)
     open_run_dir(run_dir, cfg, None if state is None else state["num_timesteps"])
     setup.model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
     setup.started = time.time()

@@ -162,6 +162,17 @@ class LevelSampler(ABC):
         """How many levels have a score."""
         return len(self.level_scores())
 
+    # -- optional hooks: the training glue calls them; samplers that need them override them ------
+    def record_return(self, level: Level, episode_return: float) -> None:
+        """A finished episode's true (undiscounted, unnormalised) return on ``level``."""
+
+    def set_progress(self, fraction: float) -> None:
+        """How far training is: 0 at the start, 1 at the end (for scheduled parameters)."""
+
+    def statistics(self) -> dict[str, float]:
+        """Extra numbers to log (name -> value); none by default."""
+        return {}
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: plain Python/numpy, picklable, a copy."""

@@ -6,11 +6,13 @@ import inspect
 from typing import Any
 
 from heldout.level_samplers.base import LevelSampler
+from heldout.level_samplers.dred import DREDSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
 from heldout.level_samplers.uniform import UniformSampler
 from heldout.names import check_new_name, unknown_name_error
 
 _SAMPLERS: dict[str, type[LevelSampler]] = {
+    "dred": DREDSampler,
     "plr": PLRSampler,
     "robust_plr": RobustPLRSampler,
     "uniform": UniformSampler,

@@ -31,6 +31,11 @@ PROCGEN_FAST = [
 ]  # fmt: skip
 
 
+# DRED with a tiny generative model, fitted in the run directory in a second or two.
+DRED_TINY = "{fit: {max_epochs: 5, latent_dim: 8, hidden_dim: 32, channels: 8}, generation_batch: 8}"
+SAMPLER_ARGS = {"dred": ["--sampler.params", DRED_TINY]}
+
+
 def tensorboard_tags(tb_dir: Path) -> set[str]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -93,10 +98,11 @@ def _params(run: Path) -> dict[str, torch.Tensor]:
     return checkpoint.load(run / "checkpoints" / "latest.pt")["policy"]
 
 
-@pytest.mark.parametrize("sampler", ["uniform", "robust_plr"])
+@pytest.mark.parametrize("sampler", ["uniform", "robust_plr", "dred"])
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, sampler):
     steps = str(8 * 64 * 6)
     common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--eval.interval", "1024", "--sampler", sampler]
+    common += SAMPLER_ARGS.get(sampler, [])
     whole = tmp_path / "whole"
     assert main(["train", *common, "--run-dir", str(whole)]) == 0
 
