@@ -167,37 +167,45 @@ class HeldoutRecurrentPPO(RecurrentPPO):
     def compute_loss(
         self, batch: RecurrentRolloutBufferSamples, clip_range: float, clip_range_vf: float | None
     ) -> PPOLoss:
-        """sb3-contrib's recurrent PPO loss on one minibatch of sequences, over its unmasked steps."""
+        """sb3-contrib's recurrent PPO loss on one minibatch of sequences, over its unmasked steps.
+
+        The whole padded sequences run through the network; ``values``, ``log_prob`` and
+        ``entropy`` of the returned :class:`PPOLoss` hold the steps in the loss, its
+        ``distribution`` and ``features`` every (padded) step of the minibatch.
+        """
         actions = batch.actions
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
         values, log_prob, entropy, distribution, features = self.policy.evaluate_sequences(
             self.loss_observations(batch), actions, batch.lstm_states, batch.episode_starts
         )
-        values = values.flatten()
+        # Only the steps in the loss enter any operation (a masked step's data cannot reach the
+        # gradient, not even as 0 * inf); element-wise, this is sb3-contrib's loss exactly.
         mask = batch.mask > 1e-8
+        values, log_prob = values.flatten()[mask], log_prob[mask]
+        entropy = None if entropy is None else entropy[mask]
+        old_log_prob, old_values, returns = batch.old_log_prob[mask], batch.old_values[mask], batch.returns[mask]
 
-        advantages = batch.advantages
-        if self.normalize_advantage and int(mask.sum()) > 1:
-            advantages = (advantages - advantages[mask].mean()) / (advantages[mask].std() + 1e-8)
+        advantages = batch.advantages[mask]
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
-        ratio = th.exp(log_prob - batch.old_log_prob)
-        surrogate = th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range))
-        policy_loss = -th.mean(surrogate[mask])
+        ratio = th.exp(log_prob - old_log_prob)
+        policy_loss = -th.mean(th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)))
 
         if clip_range_vf is None:
             values_pred = values
         else:
-            values_pred = batch.old_values + th.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
-        value_loss = th.mean(((batch.returns - values_pred) ** 2)[mask])
+            values_pred = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+        value_loss = th.mean((returns - values_pred) ** 2)
 
-        entropy_loss = -th.mean(-log_prob[mask]) if entropy is None else -th.mean(entropy[mask])
+        entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
         total = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
         with th.no_grad():
-            log_ratio = log_prob - batch.old_log_prob
-            approx_kl = th.mean(((th.exp(log_ratio) - 1) - log_ratio)[mask]).item()
-            clip_fraction = th.mean((th.abs(ratio - 1) > clip_range).float()[mask]).item()
+            log_ratio = log_prob - old_log_prob
+            approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio).item()
+            clip_fraction = th.mean((th.abs(ratio - 1) > clip_range).float()).item()
 
         loss = PPOLoss(
             total=total,
