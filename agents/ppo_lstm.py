@@ -228,8 +228,12 @@ class HeldoutRecurrentPPO(RecurrentPPO):
     # -- checkpoints ----------------------------------------------------------------------------
     def agent_state_dict(self) -> dict[str, Any]:
         """The LSTM states carried into the next rollout (plain tensors, on CPU)."""
-        pi, vf = self._last_lstm_states
-        return {"lstm_states": {"pi": [t.detach().cpu().clone() for t in pi], "vf": [t.detach().cpu().clone() for t in vf]}}
+        return {
+            "lstm_states": {
+                part: [t.detach().cpu().clone() for t in states]
+                for part, states in zip(("pi", "vf"), self._last_lstm_states)
+            }
+        }
 
     def load_agent_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`agent_state_dict`; a checkpoint without LSTM states is an error."""

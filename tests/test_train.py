@@ -111,8 +111,8 @@ def _params(run: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("agent, sampler", [("ppo", "uniform"), ("ppo", "robust_plr"), ("ppo_lstm", "robust_plr")])
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, agent, sampler):
     steps = str(8 * 64 * 6)
-    common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--eval.interval", "1024", "--sampler", sampler,
-              "--agent", agent, *LSTM_SMALL]  # fmt: skip
+    common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--eval.interval", "1024",
+              "--sampler", sampler, "--agent", agent, *LSTM_SMALL]  # fmt: skip
     whole = tmp_path / "whole"
     assert main(["train", *common, "--run-dir", str(whole)]) == 0
 
