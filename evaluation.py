@@ -53,9 +53,10 @@ def run_episodes(
 ) -> Episodes:
     """Play ``episodes`` planned episodes of ``level_set`` with ``model``'s policy.
 
-    Runs under forked torch RNGs (CPU and CUDA) seeded with ``seed``: evaluating never
-    changes the random stream of the training it interrupts, and the same model gives the
-    same result.
+    A recurrent policy (``ppo_lstm``) carries its hidden state from step to step, reset in
+    each slot where an episode starts. Runs under forked torch RNGs (CPU and CUDA) seeded with
+    ``seed``: evaluating never changes the random stream of the training it interrupts, and the
+    same model gives the same result.
     """
     plan = plan_levels(level_set, episodes, seed)
     queue = deque(enumerate(plan))
@@ -78,10 +79,12 @@ def run_episodes(
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []):
         torch.manual_seed(seed)
         obs = vec.reset()
+        state, starts = None, np.ones(num_envs, dtype=bool)  # a recurrent policy's memory, reset at starts
         while done_count < episodes:
             playing = list(current)
-            actions, _ = model.predict(obs, deterministic=deterministic)
+            actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=deterministic)
             obs, _, dones, infos = vec.step(actions)
+            starts = dones
             for slot in np.flatnonzero(dones).tolist():
                 index = playing[slot]
                 if index is not None:

@@ -325,7 +325,13 @@ class LevelSamplerCallback(BaseCallback):
             self.sampler.update(ep.level, ep.score, max_return=ep.max_return)
 
     def _action_probabilities(self, buffer: Any) -> np.ndarray:
-        """pi(a|s) for every step of the buffer, in batched forward passes: (T, E, actions)."""
+        """pi(a|s) for every step of the buffer, in batched forward passes: (T, E, actions).
+
+        A model that offers ``rollout_action_probabilities(batch_size)`` computes them itself
+        (a recurrent policy needs the hidden state each step was taken in)."""
+        own = getattr(self.model, "rollout_action_probabilities", None)
+        if own is not None:
+            return own(self.score_batch_size)
         policy = self.model.policy
         obs = buffer.observations
         T, E = buffer.buffer_size, buffer.n_envs

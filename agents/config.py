@@ -158,6 +158,9 @@ class NetworkConfig:
     channels_last: bool = field(
         default=True, metadata=_help("run the IMPALA CNN in torch.channels_last memory format (faster on CPU)")
     )
+    lstm_hidden_size: int = field(
+        default=256, metadata=_help("recurrent agents (ppo_lstm): units of the LSTM between the extractor and the heads")
+    )
 
     def __post_init__(self) -> None:
         # YAML and argparse hand over lists; keep the dataclass hashable-friendly and canonical.
@@ -182,6 +185,7 @@ class NetworkConfig:
             ):
                 _fail(o, name, value, "a non-empty sequence of integers >= 1")
         _check_bool(o, "channels_last", self.channels_last)
+        _check_int(o, "lstm_hidden_size", self.lstm_hidden_size, low=1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -83,3 +83,12 @@ def test_resume_refuses_config_changes(tmp_path):
 def test_procgen_preset_follows_any_spelling_of_a_procgen_game(name):
     assert config.preset_for_env(name) == "procgen"
     assert config.preset_for_env("maze") == "maze"
+
+
+def test_maze_lstm_preset_is_the_maze_job_with_the_recurrent_agent():
+    lstm, maze = config.preset("maze_lstm"), config.preset("maze")
+    assert (lstm.agent, lstm.steps, lstm.network.lstm_hidden_size) == ("ppo_lstm", 1_000_000, 256)
+    lstm.agent, lstm.steps = maze.agent, maze.steps
+    assert config.to_dict(lstm) == config.to_dict(maze)
+    cfg, _, _ = parse(["--preset", "maze_lstm", "--network.lstm_hidden_size", "64"])
+    assert cfg.agent == "ppo_lstm" and cfg.network.lstm_hidden_size == 64

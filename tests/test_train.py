@@ -34,6 +34,7 @@ PROCGEN_FAST = [
 # DRED with a tiny generative model, fitted in the run directory in a second or two.
 DRED_TINY = "{fit: {max_epochs: 5, latent_dim: 8, hidden_dim: 32, channels: 8}, generation_batch: 8}"
 SAMPLER_ARGS = {"dred": ["--sampler.params", DRED_TINY]}
+LSTM_SMALL = ["--network.lstm_hidden_size", "16"]  # ppo_lstm's LSTM in tests (plain ppo ignores it)
 
 
 def tensorboard_tags(tb_dir: Path) -> set[str]:
@@ -94,15 +95,29 @@ def test_procgen_end_to_end(tmp_path):
     assert state["num_timesteps"] == 256 and len(state["env"]["sim"]) == 4  # one procgen state per slot
 
 
+def _scalars(tb_dir: Path, tag: str) -> list:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = []
+    for path in sorted(tb_dir.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        acc.Reload()
+        if tag in acc.Tags()["scalars"]:
+            events += acc.Scalars(tag)
+    return sorted(events, key=lambda e: e.step)
+
+
 def _params(run: Path) -> dict[str, torch.Tensor]:
     return checkpoint.load(run / "checkpoints" / "latest.pt")["policy"]
 
 
-@pytest.mark.parametrize("sampler", ["uniform", "robust_plr", "dred"])
-def test_killed_run_resumes_to_the_same_parameters(tmp_path, sampler):
+@pytest.mark.parametrize(
+    "agent, sampler", [("ppo", "uniform"), ("ppo", "robust_plr"), ("ppo", "dred"), ("ppo_lstm", "robust_plr")]
+)
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, agent, sampler):
     steps = str(8 * 64 * 6)
-    common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--eval.interval", "1024", "--sampler", sampler]
-    common += SAMPLER_ARGS.get(sampler, [])
+    common = [*MAZE_FAST, "--steps", steps, "--checkpoint_interval", "1", "--eval.interval", "1024",
+              "--sampler", sampler, "--agent", agent, *LSTM_SMALL, *SAMPLER_ARGS.get(sampler, [])]  # fmt: skip
     whole = tmp_path / "whole"
     assert main(["train", *common, "--run-dir", str(whole)]) == 0
 
@@ -125,6 +140,9 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, sampler):
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+    if agent == "ppo_lstm":  # the hidden states carried into the next rollout were restored too
+        ha, hb = (checkpoint.load(r / "checkpoints" / "latest.pt")["agent"]["lstm_states"] for r in (whole, killed))
+        assert all(torch.equal(x, y) for part in ("pi", "vf") for x, y in zip(ha[part], hb[part]))
     ra = json.loads((whole / "report.json").read_text())
     rb = json.loads((killed / "report.json").read_text())
     assert ra["train"] == rb["train"] and ra["test"] == rb["test"]
@@ -205,3 +223,30 @@ def test_run_stopped_before_its_first_checkpoint_can_start_again(tmp_path, capsy
     assert "has no checkpoint" in capsys.readouterr().err
     assert main(["train", *argv]) == 0
     assert (run / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    "family_args, sampler, steps",
+    [(MAZE_FAST, "plr", 2048), (MAZE_FAST, "robust_plr", 2048), (PROCGEN_FAST, "uniform", 256)],
+    ids=["maze-plr", "maze-robust_plr", "procgen"],
+)
+def test_recurrent_agent_end_to_end(tmp_path, family_args, sampler, steps):
+    run = tmp_path / "lstm"
+    args = [*family_args, "--agent", "ppo_lstm", *LSTM_SMALL, "--sampler", sampler, "--steps", str(steps)]
+    assert main(["train", *args, "--run-dir", str(run)]) == 0
+    report = check_report(run, steps)
+    assert report["config"]["agent"] == "ppo_lstm"
+    tags = tensorboard_tags(run / "tb")
+    assert {"train/masked_fraction", "train/explained_variance", "time/fps"} <= tags
+    if family_args is MAZE_FAST:  # maze episodes end within the run
+        assert "rollout/ep_len_mean" in tags
+    state = checkpoint.load(run / "checkpoints" / "latest.pt")
+    assert state["agent"]["lstm_states"]["pi"][0].shape == (1, len(state["last_episode_starts"]), 16)
+    if sampler != "robust_plr":  # (Robust PLR may mask every step of so short a run: no loss to log)
+        assert "train/value_loss" in tags
+    if sampler != "uniform":
+        assert {"level_sampler/score_mean", "level_sampler/replay_fraction"} <= tags
+    if sampler == "robust_plr":
+        masked = [e.value for e in _scalars(run / "tb", "train/masked_fraction")]
+        assert masked[0] == 1.0  # the first rollout plays only new levels: no gradient from it
+

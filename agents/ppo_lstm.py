@@ -1,0 +1,292 @@
+"""``ppo_lstm``: sb3-contrib's ``RecurrentPPO`` with heldout's loss mask, update loop and logging.
+
+:class:`HeldoutRecurrentPPO` collects rollouts exactly as sb3-contrib's ``RecurrentPPO`` does
+(the LSTM state carried from step to step and zeroed where an episode starts) and updates with
+:class:`~heldout.agents.HeldoutPPO`'s own update loop, loss mask and TensorBoard scalars: the
+functions are shared, not copied. They call the loss hooks, which this class implements for
+LSTM sequences:
+
+* the rollout buffer cuts the rollout into sequences as sb3-contrib does; the loss mask of
+  :meth:`set_loss_mask` (Robust PLR: no gradient from new levels' episodes) zeroes masked steps
+  in the per-step loss mask sb3-contrib already uses for padding, so sequences stay whole (the
+  LSTM still reads every step) while masked steps enter no loss term, no advantage
+  normalisation and no logged mean; a minibatch without an unmasked step takes no optimiser step;
+* :meth:`compute_loss` is sb3-contrib's recurrent PPO loss (the same formulas), returning
+  :class:`~heldout.agents.PPOLoss` so that ``extra_loss`` hooks work as for PPO.
+
+The LSTM state between rollouts is part of the agent's state: :meth:`agent_state_dict` and
+:meth:`load_agent_state_dict` carry it through checkpoints, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from sb3_contrib.common.recurrent.buffers import RecurrentRolloutBuffer
+from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples, RNNStates
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, is_vecenv_wrapped
+
+from heldout.agents.config import NetworkConfig, PPOConfig
+from heldout.agents.lstm_policy import LSTMPolicy, MazeDirectionNet
+from heldout.agents.networks import MazeNet, use_channels_last
+from heldout.agents.ppo import HeldoutPPO, MaskedRolloutBuffer, PPOLoss
+from heldout.agents.registry import env_family, policy_kwargs, register
+
+
+class MaskedRecurrentRolloutBuffer(RecurrentRolloutBuffer, MaskedRolloutBuffer):
+    """sb3-contrib's recurrent buffer whose per-step loss mask also leaves out masked steps.
+
+    ``keep`` (from :meth:`MaskedRolloutBuffer.set_keep`) does not remove steps, which would cut
+    sequences: it is multiplied into the samples' ``mask`` (1 = a real step, 0 = padding). A
+    minibatch with no kept step is yielded as ``None``.
+    """
+
+    def _get_samples(  # type: ignore[override]
+        self, batch_inds: np.ndarray, env_change: np.ndarray, env: VecNormalize | None = None
+    ) -> RecurrentRolloutBufferSamples | None:
+        if self.keep is None:
+            return super()._get_samples(batch_inds, env_change, env)
+        keep = self.keep[batch_inds]
+        if not keep.any():
+            return None
+        samples = super()._get_samples(batch_inds, env_change, env)
+        return samples._replace(mask=samples.mask * self.pad_and_flatten(keep.astype(np.float32)))
+
+
+class _RolloutEndLocals:
+    """Passes a rollout's callback calls on; before ``on_rollout_end`` it gives the callback the
+    bootstrap ``values`` of the observation after the last step, as sb3's PPO does (sb3-contrib
+    leaves the last step's values there; per-episode scores need the bootstrap)."""
+
+    def __init__(self, callback: Any, model: "HeldoutRecurrentPPO") -> None:
+        self.callback = callback
+        self.model = model
+
+    def on_rollout_start(self) -> None:
+        self.callback.on_rollout_start()
+
+    def update_locals(self, locals_: dict[str, Any]) -> None:
+        self.callback.update_locals(locals_)
+
+    def on_step(self) -> bool:
+        return self.callback.on_step()
+
+    def on_rollout_end(self) -> None:
+        self.callback.update_locals({"values": self.model.bootstrap_values()})
+        self.callback.on_rollout_end()
+
+
+class HeldoutRecurrentPPO(RecurrentPPO):
+    """sb3-contrib ``RecurrentPPO`` with HeldoutPPO's loss mask, update loop and logging.
+
+    Like :class:`~heldout.agents.HeldoutPPO`, image observations keep their (H, W, C) layout
+    and an extractor with ``channels_last = True`` runs in ``torch.channels_last``.
+    """
+
+    rollout_buffer: MaskedRecurrentRolloutBuffer
+
+    # HeldoutPPO's functions, shared: they use only the hooks and the buffer's set_keep().
+    _wrap_env = staticmethod(HeldoutPPO._wrap_env)
+    set_loss_mask = HeldoutPPO.set_loss_mask
+    pending_loss_mask = HeldoutPPO.pending_loss_mask
+    minibatches = HeldoutPPO.minibatches
+    loss_observations = HeldoutPPO.loss_observations
+    extra_loss = HeldoutPPO.extra_loss
+    optimize = HeldoutPPO.optimize
+    train = HeldoutPPO.train
+    _log_update = HeldoutPPO._log_update
+
+    def __init__(self, policy: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        self._loss_mask: np.ndarray | None = None
+        super().__init__(policy, env, *args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        buffer = self.rollout_buffer
+        self.rollout_buffer = MaskedRecurrentRolloutBuffer(
+            buffer.buffer_size,
+            self.observation_space,
+            self.action_space,
+            buffer.hidden_state_shape,
+            self.device,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            n_envs=self.n_envs,
+        )
+        if getattr(self.policy.features_extractor, "channels_last", False):
+            use_channels_last(self.policy)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_loss_mask"]
+
+    # -- rollouts -------------------------------------------------------------------------------
+    def collect_rollouts(self, env: VecEnv, callback: Any, rollout_buffer: Any, n_rollout_steps: int) -> bool:
+        """sb3-contrib's rollout; at its end the callback's ``values`` are the bootstrap values."""
+        return super().collect_rollouts(env, _RolloutEndLocals(callback, self), rollout_buffer, n_rollout_steps)
+
+    def bootstrap_values(self) -> th.Tensor:
+        """V of the latest observation under the latest LSTM state (what GAE bootstraps from)."""
+        with th.no_grad():
+            starts = th.tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
+            obs = obs_as_tensor(self._last_obs, self.device)
+            return self.policy.predict_values(obs, self._last_lstm_states.vf, starts)
+
+    def rollout_action_probabilities(self, batch_size: int = 2048) -> np.ndarray:
+        """pi(a | s_t, h_t) for every step of the filled rollout buffer: (n_steps, n_envs, actions).
+
+        Each step is evaluated from the LSTM state the rollout stored for it (zeroed at episode
+        starts), in batches of ``batch_size`` steps: the policy the rollout acted with.
+        """
+        buf = self.rollout_buffer
+        if buf.generator_ready:
+            raise RuntimeError("the rollout buffer was already reshaped for an update; call this at rollout end")
+        T, E = buf.buffer_size, buf.n_envs
+        obs = buf.observations.reshape(T * E, *buf.obs_shape)
+        # (T, layers, E, H) -> (layers, T * E, H): step-major like the observations
+        h = buf.hidden_states_pi.transpose(1, 0, 2, 3).reshape(buf.hidden_states_pi.shape[1], T * E, -1)
+        c = buf.cell_states_pi.transpose(1, 0, 2, 3).reshape(h.shape)
+        starts = buf.episode_starts.reshape(T * E)
+        chunks = []
+        with th.no_grad():
+            for i in range(0, T * E, batch_size):
+                j = i + batch_size
+                states = (buf.to_torch(h[:, i:j]).contiguous(), buf.to_torch(c[:, i:j]).contiguous())
+                dist, _ = self.policy.get_distribution(
+                    obs_as_tensor(obs[i:j], self.device), states, buf.to_torch(starts[i:j])
+                )
+                chunks.append(dist.distribution.probs.cpu().numpy())
+        return np.concatenate(chunks).reshape(T, E, -1)
+
+    # -- the loss (HeldoutPPO.train calls it per minibatch) -------------------------------------
+    def compute_loss(
+        self, batch: RecurrentRolloutBufferSamples, clip_range: float, clip_range_vf: float | None
+    ) -> PPOLoss:
+        """sb3-contrib's recurrent PPO loss on one minibatch of sequences, over its unmasked steps.
+
+        The whole padded sequences run through the network; ``values``, ``log_prob`` and
+        ``entropy`` of the returned :class:`PPOLoss` hold the steps in the loss, its
+        ``distribution`` and ``features`` every (padded) step of the minibatch.
+        """
+        actions = batch.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        values, log_prob, entropy, distribution, features = self.policy.evaluate_sequences(
+            self.loss_observations(batch), actions, batch.lstm_states, batch.episode_starts
+        )
+        # Only the steps in the loss enter any operation (a masked step's data cannot reach the
+        # gradient, not even as 0 * inf); element-wise, this is sb3-contrib's loss exactly.
+        mask = batch.mask > 1e-8
+        values, log_prob = values.flatten()[mask], log_prob[mask]
+        entropy = None if entropy is None else entropy[mask]
+        old_log_prob, old_values, returns = batch.old_log_prob[mask], batch.old_values[mask], batch.returns[mask]
+
+        advantages = batch.advantages[mask]
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        ratio = th.exp(log_prob - old_log_prob)
+        policy_loss = -th.mean(th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)))
+
+        if clip_range_vf is None:
+            values_pred = values
+        else:
+            values_pred = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+        value_loss = th.mean((returns - values_pred) ** 2)
+
+        entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+        total = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+
+        with th.no_grad():
+            log_ratio = log_prob - old_log_prob
+            approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio).item()
+            clip_fraction = th.mean((th.abs(ratio - 1) > clip_range).float()).item()
+
+        loss = PPOLoss(
+            total=total,
+            policy_loss=policy_loss,
+            value_loss=value_loss,
+            entropy_loss=entropy_loss,
+            values=values,
+            log_prob=log_prob,
+            entropy=entropy,
+            distribution=distribution,
+            features=features,
+            approx_kl=approx_kl,
+            clip_fraction=clip_fraction,
+        )
+        for name, term in self.extra_loss(batch, loss).items():
+            loss.total = loss.total + term
+            loss.extra[name] = term.item()
+        return loss
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def agent_state_dict(self) -> dict[str, Any]:
+        """The LSTM states carried into the next rollout (plain tensors, on CPU)."""
+        return {
+            "lstm_states": {
+                part: [t.detach().cpu().clone() for t in states]
+                for part, states in zip(("pi", "vf"), self._last_lstm_states)
+            }
+        }
+
+    def load_agent_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`agent_state_dict`; a checkpoint without LSTM states is an error."""
+        saved = state.get("lstm_states")
+        if saved is None:
+            raise ValueError(
+                "this checkpoint holds no LSTM states, so a recurrent agent cannot continue from it exactly; "
+                "resume it with the agent it was written by"
+            )
+        current = self._last_lstm_states
+        restored = []
+        for part in ("pi", "vf"):
+            tensors = [th.as_tensor(t) for t in saved[part]]
+            shapes = [tuple(t.shape) for t in tensors]
+            expected = [tuple(t.shape) for t in getattr(current, part)]
+            if shapes != expected:
+                raise ValueError(f"saved LSTM states have shapes {shapes}, this agent needs {expected}")
+            restored.append(tuple(t.to(self.device) for t in tensors))
+        self._last_lstm_states = RNNStates(*restored)
+
+
+def lstm_policy_kwargs(
+    network: NetworkConfig, ppo: PPOConfig, observation_space: gym.spaces.Space, family: str | None = None
+) -> dict[str, Any]:
+    """``policy_kwargs`` for :class:`LSTMPolicy`: plain PPO's extractor (the maze network with the
+    agent's direction appended), one LSTM of ``network.lstm_hidden_size`` units shared by the
+    policy and the value and trained by both losses (the UED maze agents' shape), linear heads."""
+    kwargs = policy_kwargs(network, ppo, observation_space, family)
+    if kwargs["features_extractor_class"] is MazeNet:
+        kwargs["features_extractor_class"] = MazeDirectionNet
+    kwargs.update(lstm_hidden_size=network.lstm_hidden_size, shared_lstm=True, enable_critic_lstm=False)
+    return kwargs
+
+
+def _make_ppo_lstm(
+    env: VecEnv | gym.Env,
+    *,
+    ppo: PPOConfig,
+    network: NetworkConfig,
+    seed: int | None,
+    device: th.device,
+    tensorboard_log: str | None,
+    verbose: int,
+) -> HeldoutRecurrentPPO:
+    venv = HeldoutRecurrentPPO._wrap_env(env, verbose)
+    kwargs = ppo.sb3_kwargs(venv.num_envs)
+    pk = lstm_policy_kwargs(network, ppo, venv.observation_space, env_family(venv))
+    if ppo.normalize_reward and not is_vecenv_wrapped(venv, VecNormalize):
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=ppo.gamma)
+    return HeldoutRecurrentPPO(
+        LSTMPolicy, venv, policy_kwargs=pk, seed=seed, device=device, tensorboard_log=tensorboard_log,
+        verbose=verbose, **kwargs,
+    )  # fmt: skip
+
+
+register("ppo_lstm", _make_ppo_lstm)
