@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from heldout import checkpoint, config, evaluation, report
+from heldout import config, evaluation, report
 from heldout.cli import UsageError
 
 
@@ -23,7 +23,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from heldout.train import CHECKPOINT, CONFIG_FILE, build, load_level_set
+    from heldout.train import CONFIG_FILE, build, load_checkpoint, load_level_set
 
     run_dir = Path(args.run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     episodes = args.episodes if args.episodes is not None else cfg.eval.final_episodes
     if episodes < 1:
         raise UsageError(f"--episodes must be at least 1, got {episodes}")
-    state = checkpoint.load(run_dir / CHECKPOINT)
     setup = build(cfg)
+    state = load_checkpoint(setup, run_dir)
     setup.model.policy.load_state_dict(state["policy"])
     levels = load_level_set(setup.family, args.levels, cfg)
     episodes_run = evaluation.run_episodes(

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from heldout import checkpoint
+from heldout import checkpoint, envs
 from heldout.cli import main
 
 # A few thousand steps: 8 maze envs x 64 steps per update.
@@ -29,6 +30,12 @@ PROCGEN_FAST = [
     "--network.impala_channels", "4,8,8", "--network.features_dim", "32", "--env.options",
     "{num_test_levels: 20}", "--train-levels", "20", "--torch_threads", "1", "--no-progress",
 ]  # fmt: skip
+
+
+def load_checkpoint(run: Path) -> dict:
+    """A run's checkpoint, its levels read with its family's level space."""
+    name = yaml.safe_load((run / "config.yaml").read_text())["env"]["name"]
+    return checkpoint.load(run / "checkpoints" / "latest.pt", envs.get(name).level_space())
 
 
 def tensorboard_tags(tb_dir: Path) -> set[str]:
@@ -67,7 +74,7 @@ def test_maze_end_to_end(tmp_path, capsys):
     assert 0.0 <= report["train"]["mean"] <= 1.0 and "return" in report["train"]
     tags = tensorboard_tags(run / "tb")
     assert {"eval/train", "eval/test", "eval/gap", "time/fps", "rollout/ep_len_mean", "train/value_loss"} <= tags
-    state = checkpoint.load(run / "checkpoints" / "latest.pt")
+    state = load_checkpoint(run)
     assert state["num_timesteps"] == 2048
     evaluations = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
     assert [e["steps"] for e in evaluations] == [1024, 2048][: len(evaluations)] and evaluations
@@ -85,12 +92,12 @@ def test_procgen_end_to_end(tmp_path):
     assert report["score_unit"] == "return" and "normalised" in report["train"]
     assert report["level_sets"]["train"]["size"] == 20
     assert "time/fps" in tensorboard_tags(run / "tb")
-    state = checkpoint.load(run / "checkpoints" / "latest.pt")
+    state = load_checkpoint(run)
     assert state["num_timesteps"] == 256 and len(state["env"]["sim"]) == 4  # one procgen state per slot
 
 
 def _params(run: Path) -> dict[str, torch.Tensor]:
-    return checkpoint.load(run / "checkpoints" / "latest.pt")["policy"]
+    return load_checkpoint(run)["policy"]
 
 
 @pytest.mark.parametrize("sampler", ["uniform", "robust_plr"])
@@ -111,7 +118,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, sampler):
     proc.wait()
     assert ckpt.exists(), "the run wrote no checkpoint before it was killed"
     assert not (killed / "report.json").exists(), "the run finished before it could be killed"
-    stopped_at = checkpoint.load(ckpt)["num_timesteps"]
+    stopped_at = load_checkpoint(killed)["num_timesteps"]
     assert 0 < stopped_at < int(steps)
 
     assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
@@ -179,7 +186,7 @@ def test_level_replay_samplers_end_to_end(tmp_path, sampler, family_args, steps)
     assert {"level_sampler/num_seen", "level_sampler/replay_fraction"} <= tags
     if family_args is MAZE_FAST:  # maze episodes end within the run, so levels get scores
         assert {"level_sampler/sampling_entropy", "level_sampler/score_mean", "level_sampler/scores"} <= tags
-    state = checkpoint.load(run / "checkpoints" / "latest.pt")["sampler"]
+    state = load_checkpoint(run)["sampler"]
     assert state is not None
     if sampler == "robust_plr":
         assert "train/masked_fraction" in tags
