@@ -42,6 +42,7 @@ import os
 import pickle
 import random
 import re
+import warnings
 from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any, Callable
@@ -262,7 +263,9 @@ def load_tree(path: str | Path, level_space: LevelSpace | None = None, what: str
     if not path.is_file():
         raise ValueError(f"{what} {path} is a directory, not a file; give the path of the file itself")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error says enough
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
         if found or "Unsupported" in str(err):
