@@ -3,7 +3,9 @@
 * ``train``: seeds ``0 .. N-1`` (the published protocol: ``start_level=0, num_levels=N``).
 * ``test``: a finite held-out set drawn from seeds ``>= N`` in a fixed pseudo-random order set
   by ``level_seed``; every candidate whose content fingerprint equals a training level's is
-  dropped, so the set differs from ``train`` by content and not only by seed.
+  dropped, so the set differs from ``train`` by content and not only by seed, and so is every
+  candidate repeating a level already in the set (a held-out level counted twice would weigh
+  twice), as training-set duplicates are.
 * ``full``: the unbounded full distribution (``num_levels=0``), seeds uniform in
   ``[0, 2**31 - 1)``; it includes the training seeds, as in the published protocol.
 """
@@ -103,7 +105,8 @@ def test_set(
 
     Candidates are drawn from ``[num_train_levels, 2**31 - 1)`` in an order fixed by
     ``level_seed`` (a larger set extends a smaller one). ``metadata`` records how many were
-    dropped and whether the fingerprint proves content distinctness for this game.
+    dropped (``dropped``: duplicates of training levels; ``repeats_within_test``: repeats of a
+    level already kept) and whether the fingerprint proves content distinctness for this game.
     """
     return _test_set(
         check_game(game),
@@ -135,7 +138,9 @@ def _test_set(game: str, mode: str, num_train: int, num_test: int, level_seed: i
             if fp in train_prints:
                 dropped += 1
                 continue
-            repeats += fp in kept_prints
+            if fp in kept_prints:
+                repeats += 1
+                continue
             kept_prints.add(fp)
             kept.append(seed)
     proves = fingerprint_proves_distinct(game)
@@ -146,7 +151,8 @@ def _test_set(game: str, mode: str, num_train: int, num_test: int, level_seed: i
     )
     notes = (
         f"{num_test} held-out seeds >= {num_train} (order fixed by level_seed={level_seed}); "
-        f"{dropped} of {examined} candidates dropped as content duplicates of a training level. "
+        f"{dropped} of {examined} candidates dropped as content duplicates of a training level, "
+        f"{repeats} as repeats of a level already in the set. "
         + (
             "The fingerprint proves every kept level differs from every training level."
             if proves
