@@ -23,7 +23,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from heldout import checkpoint, config, envs, evaluation, report, signals
+from heldout import checkpoint, config, envs, evaluation, report, signals, userfiles
 from heldout.cli import UsageError
 from heldout.config import TrainConfig
 
@@ -58,12 +58,47 @@ def load_level_set(family: envs.EnvFamily, spec: str, cfg: TrainConfig) -> envs.
         return family.level_set(
             spec, num_train_levels=cfg.env.num_train_levels, level_seed=cfg.env.level_seed, **options
         )
-    if Path(spec).is_file():
-        return family.level_space(**options).read_levels(spec)
+    if Path(spec).exists():
+        space = family.level_space(**options)
+        levels = space.read_levels(spec)
+        check_solvable(space, levels, spec)
+        return levels
     raise UsageError(
         f"{family.name} has no level set {spec!r} and no file of that name exists; "
         f"choose one of {', '.join(family.level_set_names)} or a level file"
     )
+
+
+def check_solvable(space: envs.LevelSpace, levels: envs.LevelSet, source: str) -> None:
+    """Refuse a level file holding levels nobody can solve (they would score 0 in silence)."""
+    try:
+        bad = [i + 1 for i, level in enumerate(levels.levels or ()) if not space.is_solvable(level)]
+    except NotImplementedError:
+        return  # the family cannot tell (Procgen levels are solvable by construction)
+    if bad:
+        shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
+        raise UsageError(
+            f"{source}: {len(bad)} of {len(levels)} levels cannot be solved (no path from start to goal: level "
+            f"{shown}); they would score 0 whatever the agent does, so remove them from the file"
+        )
+
+
+def read_run_config(run_dir: Path, flag: str) -> TrainConfig:
+    """The validated config saved in a run directory (``flag`` names the path's origin in messages)."""
+    saved = run_dir / CONFIG_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"{flag} {run_dir} is a file; give the run directory that holds {CONFIG_FILE}")
+    if not saved.is_file():
+        raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the {flag} path")
+    data = config.load_yaml(saved)
+    if not data:
+        raise UsageError(f"{saved} is empty, but it must hold the run's whole config; restore it from a copy")
+    try:
+        cfg = config.from_dict(data)
+        cfg.validate()
+    except ValueError as err:
+        raise UsageError(f"{saved} is not a valid run config: {err}; restore it from a copy") from None
+    return cfg
 
 
 def build(cfg: TrainConfig) -> Setup:
@@ -264,10 +299,19 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
     may be started again. Writes nothing.
     """
     saved = run_dir / CONFIG_FILE
+    try:
+        userfiles.check_dir_path(run_dir, "run directory")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     progressed = (run_dir / CHECKPOINT).exists() or (run_dir / "report.json").exists()
     if resume:
         if not saved.is_file():
             raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the path")
+        if (run_dir / CHECKPOINT).is_dir():
+            raise UsageError(
+                f"{run_dir / CHECKPOINT} is a directory, not a checkpoint file; put the run's checkpoint file "
+                f"back there, or start the run afresh in a new --run-dir"
+            )
         if not (run_dir / CHECKPOINT).exists():
             raise UsageError(
                 f"{run_dir} has no checkpoint (the run stopped before writing one); start it again with "
@@ -402,10 +446,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]
         run_dir = Path(args.resume)
         if args.run_dir and Path(args.run_dir) != run_dir:
             raise UsageError("give either --resume RUN_DIR or --run-dir, not two different directories")
-        saved = run_dir / CONFIG_FILE
-        if not saved.is_file():
-            raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the --resume path")
-        cfg = config.from_dict(config.load_yaml(saved))
+        cfg = read_run_config(run_dir, "--resume")
         changing = set(overrides) - RESUMABLE
         if changing or args.config:
             raise UsageError(

@@ -30,6 +30,8 @@ from heldout.envs.procgen.games import (
 
 LEVEL_SET_NAMES: tuple[str, ...] = ("train", "test", "full")
 DEFAULT_NUM_TEST_LEVELS = 1000
+MAX_NUM_TEST_LEVELS = 20_000
+"""Most held-out seeds a test set may hold (each candidate's fingerprint takes milliseconds)."""
 _CANDIDATE_CHUNK = 256
 _MAX_CANDIDATE_FACTOR = 20  # give up when fewer than 1 in 20 candidates survive
 
@@ -112,7 +114,7 @@ def test_set(
         check_game(game),
         check_distribution_mode(distribution_mode),
         _check_count("num_train_levels", num_train_levels),
-        _check_count("num_test_levels", num_test_levels),
+        _check_count("num_test_levels", num_test_levels, MAX_NUM_TEST_LEVELS),
         _check_level_seed(level_seed),
     )
 
@@ -198,9 +200,9 @@ def _check_level_seed(value: Any) -> int:
     return int(value)
 
 
-def _check_count(name: str, value: Any) -> int:
+def _check_count(name: str, value: Any, most: int = MAX_SEED - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if value >= MAX_SEED:
-        raise ValueError(f"{name} must be below {MAX_SEED}, got {value}")
+    if value > most:
+        raise ValueError(f"{name} must be at most {most:,}, got {value:,}")
     return int(value)
