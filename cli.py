@@ -55,4 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: the errors the commands raise are
+    # heldout.cli.UsageError, a different class from this copy's.
+    from heldout.cli import main as package_main
+
+    sys.exit(package_main())

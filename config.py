@@ -230,7 +230,8 @@ def parse_value(text: Any, kind: Any, name: str) -> Any:
             inner = (typing.get_args(kind) or (str,))[0]
             return tuple(parse_value(i, inner, name) for i in items if str(i).strip() != "")
     except (TypeError, ValueError, yaml.YAMLError) as err:
-        raise ValueError(f"bad value for {name}: {text!r} ({err})") from None
+        problem = yaml_problem(err) if isinstance(err, yaml.YAMLError) else err
+        raise ValueError(f"bad value for {name}: {text!r} ({problem})") from None
     return text
 
 
@@ -290,13 +291,20 @@ def apply_mapping(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
     walk(data, "")
 
 
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     text = read_text(path, "config file")
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+        raise ValueError(f"config file {path} is not valid YAML ({yaml_problem(err)})") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping of settings")
     return data

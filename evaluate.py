@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--episodes must be at least 1, got {episodes}")
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be a whole number from 0 to 2^32 - 1, got {args.seed}")
-    safe = Path(args.levels).stem if Path(args.levels).is_file() else args.levels
+    safe = Path(args.levels).stem if Path(args.levels).exists() else args.levels
     output = Path(args.output) if args.output else run_dir / f"eval-{safe}.json"
     try:
         userfiles.check_file_path(output, "--output")
