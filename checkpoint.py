@@ -271,8 +271,8 @@ def load_tree(path: str | Path, level_space: LevelSpace | None = None, what: str
         if found or "Unsupported" in str(err):
             culprit = f" ({found.group(1)})" if found else ""
             raise UnsafeFileError(
-                f"{what} {path} holds pickled objects{culprit}, not heldout's plain data; it was not loaded and "
-                "nothing in it ran. Only use files written by this version of heldout"
+                f"{what} {path} holds pickled objects{culprit}, not heldout's plain data (an older heldout's "
+                "file or a crafted one); it was not loaded and nothing in it ran"
             ) from None
         raise ValueError(f"{what} {path} is corrupt or not a heldout file ({_short(err)})") from None
     except PermissionError:
