@@ -46,10 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError, FileNotFoundError) as err:
         print(f"heldout {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a path the checks above did not foresee: still one line, no traceback
+        where = f": {err.filename}" if err.filename else ""
+        print(f"heldout {args.command}: error: {err.strerror or err}{where}; check the path", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"heldout {args.command}: interrupted", file=sys.stderr)
         return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: the errors the commands raise are
+    # heldout.cli.UsageError, a different class from this copy's.
+    from heldout.cli import main as package_main
+
+    sys.exit(package_main())

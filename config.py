@@ -7,7 +7,9 @@ file (``--config my.yaml``), then command-line overrides (``--ppo.lr 3e-4``, ``-
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
+from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import yaml
 
 from heldout.agents import NetworkConfig, PPOConfig
+from heldout.userfiles import read_text
 
 
 def _help(text: str) -> dict[str, str]:
@@ -53,6 +56,10 @@ class EvalConfig:
     deterministic: bool = field(default=False, metadata=_help("greedy actions instead of sampling"))
 
 
+MAX_STEPS = 10**12
+"""More environment steps than any run takes (25M is the Procgen protocol)."""
+
+
 @dataclass
 class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -72,7 +79,9 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first bad value and what is accepted."""
         checks = [
-            (self.steps > 0, "steps", "a positive number of environment steps"),
+            (0 < self.steps <= MAX_STEPS, "steps", f"a positive number of environment steps, at most {MAX_STEPS:.0e}"),
+            (0 <= self.seed < 2**32, "seed", "a whole number from 0 to 2^32 - 1"),
+            (self.env.level_seed >= 0, "env.level_seed", "0 or a positive whole number"),
             (self.env.num_envs > 0, "env.num_envs", "at least 1"),
             (self.env.num_train_levels > 0, "env.num_train_levels", "at least 1"),
             (self.eval.interval >= 0, "eval.interval", "0 (never) or a positive number of steps"),
@@ -208,11 +217,14 @@ def parse_value(text: Any, kind: Any, name: str) -> Any:
                 return False
             raise ValueError("expected true or false")
         if kind is int:
-            if isinstance(text, float) and not text.is_integer():
-                raise ValueError("expected a whole number")
-            return int(float(text)) if isinstance(text, str) and "e" in text.lower() else int(text)
+            return whole_number(text)
         if kind is float:
-            return float(text)
+            if isinstance(text, bool):
+                raise ValueError("expected a number")
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError("expected a finite number")
+            return value
         if kind is str:
             return str(text)
         if kind is dict or origin is dict:
@@ -227,8 +239,29 @@ def parse_value(text: Any, kind: Any, name: str) -> Any:
             inner = (typing.get_args(kind) or (str,))[0]
             return tuple(parse_value(i, inner, name) for i in items if str(i).strip() != "")
     except (TypeError, ValueError, yaml.YAMLError) as err:
-        raise ValueError(f"bad value for {name}: {text!r} ({err})") from None
+        problem = yaml_problem(err) if isinstance(err, yaml.YAMLError) else err
+        raise ValueError(f"bad value for {name}: {text!r} ({problem})") from None
     return text
+
+
+MAX_DIGITS = 18
+
+
+def whole_number(text: Any) -> int:
+    """An int from ``4000``, ``"4000"``, ``"4e3"`` or ``4000.0``; ValueError for fractions, overflow, bools."""
+    if isinstance(text, bool):
+        raise ValueError("expected a whole number, not true/false")
+    if isinstance(text, int):
+        return text
+    try:
+        number = Decimal(str(text).strip().replace("_", ""))
+    except InvalidOperation:
+        raise ValueError("expected a whole number") from None
+    if not number.is_finite() or number.adjusted() >= MAX_DIGITS:
+        raise ValueError(f"expected a whole number below 10^{MAX_DIGITS}")
+    if number != number.to_integral_value():
+        raise ValueError("expected a whole number, not a fraction")
+    return int(number)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -253,7 +286,13 @@ def apply_mapping(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
             name = prefix + str(key)
             if name in known:
                 set_field(cfg, name, parse_value(value, known[name], name))
-            elif isinstance(value, dict) and any(k.startswith(name + ".") for k in known):
+            elif any(k.startswith(name + ".") for k in known):
+                if not isinstance(value, dict):
+                    first = next(k for k in known if k.startswith(name + ".")).split(".")[-1]
+                    raise ValueError(
+                        f"{source}: {name} is a section of settings, not a value; write it as a mapping, "
+                        f"e.g. '{name}: {{{first}: ...}}'"
+                    )
                 walk(value, name + ".")
             else:
                 raise ValueError(f"{source}: unknown setting {name!r}; see `heldout train --help`")
@@ -261,14 +300,20 @@ def apply_mapping(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
     walk(data, "")
 
 
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    text = read_text(path, "config file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+        raise ValueError(f"config file {path} is not valid YAML ({yaml_problem(err)})") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping of settings")
     return data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from heldout import checkpoint, config, evaluation, report
+from heldout import evaluation, report, userfiles
 from heldout.cli import UsageError
 
 
@@ -23,18 +23,34 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from heldout.train import CHECKPOINT, CONFIG_FILE, build, load_level_set
+    from heldout.train import CHECKPOINT, build, load_checkpoint, load_level_set, read_run_config
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the path")
-    cfg = config.from_dict(config.load_yaml(run_dir / CONFIG_FILE))
+    cfg = read_run_config(run_dir, "RUN_DIR")
     episodes = args.episodes if args.episodes is not None else cfg.eval.final_episodes
     if episodes < 1:
         raise UsageError(f"--episodes must be at least 1, got {episodes}")
-    state = checkpoint.load(run_dir / CHECKPOINT)
+    if not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed must be a whole number from 0 to 2^32 - 1, got {args.seed}")
+    safe = Path(args.levels).stem if Path(args.levels).exists() else args.levels
+    output = Path(args.output) if args.output else run_dir / f"eval-{safe}.json"
+    try:
+        userfiles.check_file_path(output, "--output")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if (run_dir / CHECKPOINT).is_dir():
+        raise UsageError(f"{run_dir / CHECKPOINT} is a directory, not a checkpoint file; put the run's checkpoint back")
+    if not (run_dir / CHECKPOINT).exists():
+        raise UsageError(
+            f"{run_dir} has no checkpoint: the run stopped before writing one, so there is no trained agent to evaluate"
+        )
     setup = build(cfg, run_dir)
-    setup.model.policy.load_state_dict(state["policy"])
+    state = load_checkpoint(setup, run_dir)
+    try:
+        setup.model.policy.load_state_dict(state["policy"])
+    except (KeyError, RuntimeError) as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UsageError(f"the checkpoint's network does not fit the run's config ({detail})") from None
     levels = load_level_set(setup.family, args.levels, cfg)
     episodes_run = evaluation.run_episodes(
         setup.model,
@@ -63,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'':22s} {'mean':>9s} {'95% CI':>21s}")
     for name, stats in rows:
         print(f"{name:22s} {stats['mean']:9.3f} [{stats['ci_low']:8.3f}, {stats['ci_high']:8.3f}]")
-    safe = Path(args.levels).stem if Path(args.levels).is_file() else args.levels
-    output = Path(args.output) if args.output else run_dir / f"eval-{safe}.json"
     report.write_json(output, result)
     print(f"wrote {output}")
     setup.env.close()

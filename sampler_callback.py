@@ -16,7 +16,10 @@ through ``model.set_loss_mask``. It also logs the sampler to TensorBoard.
 
 Scores are in the units the agent learns in: the buffer's rewards, values and advantages,
 after any reward normalisation (``VecNormalize``) and with sb3's time-limit bootstrap
-already added to the last reward of a truncated episode.
+already added to the last reward of a truncated episode. ``max_mc``'s achieved returns come
+from the env's own episode return (``info["episode"]["r"]``: the real rewards, no bootstrap),
+brought into those units by the factor ``VecNormalize`` applied to that step's rewards
+(``1 / sqrt(ret_rms.var + epsilon)``; 1 without reward normalisation).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image
 from stable_baselines3.common.utils import obs_as_tensor
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from heldout.envs.base import Level, LevelSpace, LevelVecEnv
 from heldout.level_samplers import EpisodeScore, EpisodeScorer, LevelSampler
@@ -141,6 +144,7 @@ class LevelSamplerCallback(BaseCallback):
         self._drawn: dict[int, tuple[Level, bool]] = {}
         self._rows_levels: list[list[Level]] = []
         self._rows_replayed: list[np.ndarray] = []
+        self._rows_returns: list[np.ndarray] = []
         self._num_rollouts = 0
         self._draws = 0
         self._replay_draws = 0
@@ -251,6 +255,7 @@ class LevelSamplerCallback(BaseCallback):
         self._report_progress()
         self._rows_levels = []
         self._rows_replayed = []
+        self._rows_returns = []
 
     def _on_step(self) -> bool:
         assert self._venv is not None
@@ -259,6 +264,7 @@ class LevelSamplerCallback(BaseCallback):
         n = self._venv.num_envs
         row_levels: list[Level] = []
         row_replayed = np.zeros(n, dtype=bool)
+        row_returns = np.full(n, np.nan)
         for e in range(n):
             level = infos[e].get("level", self._slot_levels[e])
             if not (self._slot_known[e] and self._slot_levels[e] == level):
@@ -270,6 +276,7 @@ class LevelSamplerCallback(BaseCallback):
                 episode = infos[e].get("episode")
                 if episode is not None:
                     self.sampler.record_return(episode.get("level", level), float(episode["r"]))
+                    row_returns[e] = episode["r"] * self._reward_scale()
                 drawn = self._drawn.pop(e, None)
                 following = self._venv.levels[e]
                 if drawn is not None and drawn[0] == following:
@@ -278,7 +285,17 @@ class LevelSamplerCallback(BaseCallback):
                     self._slot_levels[e], self._slot_replayed[e] = following, False
         self._rows_levels.append(row_levels)
         self._rows_replayed.append(row_replayed)
+        self._rows_returns.append(row_returns)
         return True
+
+    def _reward_scale(self) -> float:
+        """The factor reward normalisation applied to this step's rewards (1 without it)."""
+        env = self.training_env
+        while env is not None:
+            if isinstance(env, VecNormalize):
+                return float(1.0 / np.sqrt(env.ret_rms.var + env.epsilon)) if env.norm_reward else 1.0
+            env = getattr(env, "venv", None)
+        return 1.0
 
     # -- at the end of the rollout --------------------------------------------------------------
     def _on_rollout_end(self) -> None:
@@ -307,6 +324,7 @@ class LevelSamplerCallback(BaseCallback):
             last_dones=np.asarray(self.locals["dones"]),
             probs=probs,
             max_return_of=self.sampler.max_return,
+            episode_returns=np.stack(self._rows_returns),
         )
         self._apply(episodes)
         self.last_episodes = episodes

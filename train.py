@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from heldout import checkpoint, config, envs, evaluation, report
+from heldout import checkpoint, config, envs, evaluation, report, signals, userfiles
 from heldout.cli import UsageError
 from heldout.config import TrainConfig
 
@@ -56,8 +58,11 @@ def load_level_set(family: envs.EnvFamily, spec: str, cfg: TrainConfig) -> envs.
         return family.level_set(
             spec, num_train_levels=cfg.env.num_train_levels, level_seed=cfg.env.level_seed, **options
         )
-    if Path(spec).is_file():
-        return family.level_space(**options).read_levels(spec)
+    if Path(spec).exists():
+        space = family.level_space(**options)
+        levels = space.read_levels(spec)
+        check_solvable(space, levels, spec)
+        return levels
     raise UsageError(
         f"{family.name} has no level set {spec!r} and no file of that name exists; "
         f"choose one of {', '.join(family.level_set_names)} or a level file"
@@ -72,6 +77,38 @@ def sampler_params(cfg: TrainConfig, run_dir: Path | None) -> dict[str, Any]:
 
         return dred.sampler_params(cfg, run_dir)
     return {"seed": cfg.seed, **cfg.sampler.params}
+
+
+def check_solvable(space: envs.LevelSpace, levels: envs.LevelSet, source: str) -> None:
+    """Refuse a level file holding levels nobody can solve (they would score 0 in silence)."""
+    try:
+        bad = [i + 1 for i, level in enumerate(levels.levels or ()) if not space.is_solvable(level)]
+    except NotImplementedError:
+        return  # the family cannot tell (Procgen levels are solvable by construction)
+    if bad:
+        shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
+        raise UsageError(
+            f"{source}: {len(bad)} of {len(levels)} levels cannot be solved (no path from start to goal: level "
+            f"{shown}); they would score 0 whatever the agent does, so remove them from the file"
+        )
+
+
+def read_run_config(run_dir: Path, flag: str) -> TrainConfig:
+    """The validated config saved in a run directory (``flag`` names the path's origin in messages)."""
+    saved = run_dir / CONFIG_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"{flag} {run_dir} is a file; give the run directory that holds {CONFIG_FILE}")
+    if not saved.is_file():
+        raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the {flag} path")
+    data = config.load_yaml(saved)
+    if not data:
+        raise UsageError(f"{saved} is empty, but it must hold the run's whole config; restore it from a copy")
+    try:
+        cfg = config.from_dict(data)
+        cfg.validate()
+    except ValueError as err:
+        raise UsageError(f"{saved} is not a valid run config: {err}; restore it from a copy") from None
+    return cfg
 
 
 def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
@@ -116,8 +153,16 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
 class RunCallback(BaseCallback):
     """Between PPO updates: periodic evaluation, checkpoints, and the progress bar."""
 
-    def __init__(self, setup: Setup, run_dir: Path, progress: bool, last_eval_step: int = 0) -> None:
+    def __init__(
+        self,
+        setup: Setup,
+        run_dir: Path,
+        progress: bool,
+        last_eval_step: int = 0,
+        stop: signals.StopSignals | None = None,
+    ) -> None:
         super().__init__()
+        self.stop = stop
         self.setup = setup
         self.run_dir = run_dir
         self.progress = progress
@@ -139,9 +184,18 @@ class RunCallback(BaseCallback):
         return True
 
     def _on_rollout_start(self) -> None:
+        saved = self._between_updates()
+        if self.stop is not None and self.stop.requested is not None:  # a safe point: stop here
+            if not saved:
+                save_checkpoint(self.setup, self.run_dir, self.last_eval_step)
+            self._close_bar()
+            self.stop.stop_if_requested(checkpointed=True, steps=self.model.num_timesteps)
+
+    def _between_updates(self) -> bool:
+        """Progress, periodic evaluation and checkpoint; returns whether a checkpoint was written."""
         steps = self.model.num_timesteps
         if steps == self._steps0:
-            return  # nothing has changed since the run (re)started
+            return False  # nothing has changed since the run (re)started
         cfg = self.setup.cfg
         update = steps // self.rollout_size
         if self.bar is not None:
@@ -153,11 +207,17 @@ class RunCallback(BaseCallback):
             evaluate_and_log(self.setup, self.run_dir, self.logger, cfg.eval.episodes)
         if cfg.checkpoint_interval and update % cfg.checkpoint_interval == 0:
             save_checkpoint(self.setup, self.run_dir, self.last_eval_step)
+            return True
+        return False
 
-    def _on_training_end(self) -> None:
+    def _close_bar(self) -> None:
         if self.bar is not None:
             self.bar.update(self.model.num_timesteps - self.bar.n)
             self.bar.close()
+            self.bar = None
+
+    def _on_training_end(self) -> None:
+        self._close_bar()
 
 
 def evaluate_both(setup: Setup, episodes: int, seed_offset: int = 0) -> dict[str, Any]:
@@ -195,8 +255,50 @@ def save_checkpoint(setup: Setup, run_dir: Path, last_eval_step: int) -> None:
         "sampler": setup.sampler_callback.state_dict(),
         "last_eval_step": last_eval_step,
         "wall_time": setup.wall_time_before + time.time() - setup.started,
+        "config": config.to_dict(setup.cfg),
     }
-    checkpoint.save(checkpoint.capture(setup.model, setup.level_env, extra), run_dir / CHECKPOINT)
+    state = checkpoint.capture(setup.model, setup.level_env, extra)
+    checkpoint.save(state, run_dir / CHECKPOINT, setup.level_env.level_space)
+
+
+def config_differences(saved: dict[str, Any], cfg: TrainConfig, ignore: set[str] = frozenset()) -> list[str]:
+    """``name: saved -> current`` for every setting (not in ``ignore``) that differs."""
+
+    def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(tree, dict) or (prefix and prefix[:-1] in leaves):
+            return {prefix[:-1]: tree}
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flat(value, f"{prefix}{key}."))
+        return out
+
+    leaves = {name for name, _, _ in config.leaf_fields(TrainConfig)}
+    a, b = flat(saved), flat(config.to_dict(cfg))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
+
+
+def load_checkpoint(setup: Setup, run_dir: Path) -> dict[str, Any]:
+    """The run's checkpoint, read safely and checked against the run's config (writes nothing)."""
+    path = run_dir / CHECKPOINT
+    state = checkpoint.load(path, setup.level_env.level_space)
+    differing = config_differences(state.get("config") or {}, setup.cfg, ignore=RESUMABLE)
+    if differing:
+        raise UsageError(
+            f"checkpoint {path} was written with other settings than {run_dir / CONFIG_FILE} "
+            f"({'; '.join(differing[:4])}{'; ...' if len(differing) > 4 else ''}); "
+            "put back the run's own config.yaml or the checkpoint that belongs to it"
+        )
+    return state
+
+
+def restore_checkpoint(setup: Setup, state: dict[str, Any], path: Path) -> None:
+    """Put the run back where ``state`` left it; a state that does not fit is a UsageError."""
+    try:
+        setup.sampler_callback.load_state_dict(state["sampler"])
+        checkpoint.restore(setup.model, setup.level_env, state)
+    except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UsageError(f"checkpoint {path} does not fit this run ({detail}); start the run afresh in a new --run-dir") from None
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -209,10 +311,19 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
     may be started again. Writes nothing.
     """
     saved = run_dir / CONFIG_FILE
+    try:
+        userfiles.check_dir_path(run_dir, "run directory")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     progressed = (run_dir / CHECKPOINT).exists() or (run_dir / "report.json").exists()
     if resume:
         if not saved.is_file():
             raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the path")
+        if (run_dir / CHECKPOINT).is_dir():
+            raise UsageError(
+                f"{run_dir / CHECKPOINT} is a directory, not a checkpoint file; put the run's checkpoint file "
+                f"back there, or start the run afresh in a new --run-dir"
+            )
         if not (run_dir / CHECKPOINT).exists():
             raise UsageError(
                 f"{run_dir} has no checkpoint (the run stopped before writing one); start it again with "
@@ -239,35 +350,55 @@ def open_run_dir(run_dir: Path, cfg: TrainConfig, resume_step: int | None) -> No
         report.write_text(evaluations, "".join(line + "\n" for line in kept))
 
 
-def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run (or continue) training; returns the report that was written to ``run_dir``."""
+def train(
+    cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bool = True, announce: str = ""
+) -> dict[str, Any]:
+    """Run (or continue) training; returns the report that was written to ``run_dir``.
+
+    Everything is checked before anything is written; then ``announce`` is printed. SIGINT and
+    SIGTERM stop the run at the next update with a checkpoint (:mod:`heldout.signals`).
+    """
     run_dir = Path(run_dir)
     check_run_dir(cfg, run_dir, resume)
-    state = checkpoint.load(run_dir / CHECKPOINT) if resume else None
     if cfg.sampler.name == "dred":
         from heldout import dred
 
         dred.prepare_run(cfg, run_dir, progress=progress)  # fits the model when the run has none
     setup = build(cfg, run_dir)
-    open_run_dir(run_dir, cfg, None if state is None else state["num_timesteps"])
-    setup.model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
-    setup.started = time.time()
+    state = load_checkpoint(setup, run_dir) if resume else None
     if state is None:
-        untrained = evaluate_both(setup, cfg.eval.episodes)
-        report.write_json(run_dir / "untrained.json", untrained)
-        last_eval = 0
+        untrained = None
     else:
         untrained = report.read_json(run_dir / "untrained.json")
-        setup.sampler_callback.load_state_dict(state["sampler"])
-        checkpoint.restore(setup.model, setup.level_env, state)
-        last_eval = state["last_eval_step"]
-        setup.wall_time_before = state["wall_time"]
-    run_cb = RunCallback(setup, run_dir, progress, last_eval_step=last_eval)
-    callbacks = [setup.sampler_callback, run_cb]
-    remaining = cfg.steps - setup.model.num_timesteps
-    if remaining > 0:
-        setup.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=state is None)
-    save_checkpoint(setup, run_dir, run_cb.last_eval_step)
+        restore_checkpoint(setup, state, run_dir / CHECKPOINT)
+    if announce:
+        print(announce, flush=True)
+    notice = "heldout train: stopping at the next update to write a checkpoint (signal again to stop at once)"
+    with signals.StopSignals(notice) as stop:
+        open_run_dir(run_dir, cfg, None if state is None else state["num_timesteps"])
+        setup.model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+        setup.started = time.time()
+        if state is None:
+            untrained = evaluate_both(setup, cfg.eval.episodes)
+            report.write_json(run_dir / "untrained.json", untrained)
+            last_eval = 0
+        else:
+            last_eval = state["last_eval_step"]
+            setup.wall_time_before = state["wall_time"]
+        run_cb = RunCallback(setup, run_dir, progress, last_eval_step=last_eval, stop=stop)
+        callbacks = [setup.sampler_callback, run_cb]
+        remaining = cfg.steps - setup.model.num_timesteps
+        if remaining > 0:
+            setup.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=state is None)
+        save_checkpoint(setup, run_dir, run_cb.last_eval_step)
+        stop.stop_if_requested(checkpointed=True, steps=setup.model.num_timesteps)
+        stop.immediate = True  # the checkpoint is final: from here on a signal stops at once
+        return _finish(setup, run_dir, untrained)
+
+
+def _finish(setup: Setup, run_dir: Path, untrained: dict[str, Any]) -> dict[str, Any]:
+    """The final evaluation and the report."""
+    cfg = setup.cfg
     final = evaluate_both(setup, cfg.eval.final_episodes, seed_offset=1)
     for part in ("train", "test", "gap"):
         setup.model.logger.record(f"final/{part}", final[part]["mean"])
@@ -331,10 +462,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]
         run_dir = Path(args.resume)
         if args.run_dir and Path(args.run_dir) != run_dir:
             raise UsageError("give either --resume RUN_DIR or --run-dir, not two different directories")
-        saved = run_dir / CONFIG_FILE
-        if not saved.is_file():
-            raise UsageError(f"{run_dir} holds no heldout run ({CONFIG_FILE} is missing); check the --resume path")
-        cfg = config.from_dict(config.load_yaml(saved))
+        cfg = read_run_config(run_dir, "--resume")
         changing = set(overrides) - RESUMABLE
         if changing or args.config:
             raise UsageError(
@@ -368,10 +496,37 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     progress = not args.no_progress
-    print(f"heldout train: {cfg.env.name}, {cfg.agent}, sampler {cfg.sampler.name}, {cfg.steps:,} steps -> {run_dir}")
-    result = train(cfg, run_dir, resume=resume, progress=progress)
+    announce = f"heldout train: {cfg.env.name}, {cfg.agent}, sampler {cfg.sampler.name}, {cfg.steps:,} steps -> {run_dir}"
+    try:
+        result = train(cfg, run_dir, resume=resume, progress=progress, announce=announce)
+    except signals.Stopped as stopped:
+        print(stopped_line(stopped, run_dir), file=sys.stderr, flush=True)
+        return stopped.exit_code
     print(report.summary_lines(result))
     return 0
+
+
+def stopped_line(stopped: signals.Stopped, run_dir: Path) -> str:
+    """One line: why the run stopped, where its checkpoint is, and the command that continues it."""
+    how = f"stopped by {signal_name(stopped.signum)}" + ("" if stopped.checkpointed else " at once")
+    if stopped.checkpointed:
+        return (
+            f"heldout train: {how} at {stopped.steps:,} steps; checkpoint written in {run_dir}; "
+            f"continue with: heldout train --resume {shlex.quote(str(run_dir))}"
+        )
+    if (run_dir / CHECKPOINT).is_file():
+        return (
+            f"heldout train: {how}; the last checkpoint in {run_dir} is kept; "
+            f"continue with: heldout train --resume {shlex.quote(str(run_dir))}"
+        )
+    return (
+        f"heldout train: {how} before the first checkpoint; start again with: heldout train "
+        f"--config {shlex.quote(str(run_dir / CONFIG_FILE))} --run-dir {shlex.quote(str(run_dir))}"
+    )
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:

@@ -117,17 +117,20 @@ class LevelSpace:
     # -- level files --------------------------------------------------------------------------
     def write_levels(self, levels: Sequence[Level], path: str | Path) -> None:
         """Write levels in text form, separated by blank lines (atomically)."""
+        from heldout.userfiles import check_file_path
+
         path = Path(path)
+        check_file_path(path, "level file")
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text("\n\n".join(self.format(lv).strip("\n") for lv in levels) + "\n")
         tmp.replace(path)
 
     def read_levels(self, path: str | Path, name: str | None = None) -> LevelSet:
         """A level set from a file written by :meth:`write_levels`."""
+        from heldout.userfiles import read_text
+
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"level file {str(path)!r} does not exist")
-        blocks = [b for b in path.read_text().replace("\r\n", "\n").split("\n\n") if b.strip()]
+        blocks = [b for b in read_text(path, "level file").replace("\r\n", "\n").split("\n\n") if b.strip()]
         levels = []
         for i, block in enumerate(blocks):
             try:

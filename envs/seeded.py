@@ -192,7 +192,8 @@ class SeededFamily(EnvFamily):
         what = "the first observation" if self.fingerprint is None else "the family's fingerprint function"
         notes = (
             f"{num_test} held-out seeds >= {num_train} (order fixed by level_seed={level_seed}); {found.dropped} of "
-            f"{found.examined} candidates dropped as content duplicates of a training level (by {what})"
+            f"{found.examined} candidates dropped as content duplicates of a training level, {found.repeats} as "
+            f"repeats of a level already in the set (by {what})"
         )
         return LevelSet(
             "test",

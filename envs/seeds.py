@@ -99,7 +99,7 @@ class HeldOut:
     examined: int
     dropped: int
     repeats: int
-    """Kept seeds whose fingerprint equals an earlier kept seed's (same content within the set)."""
+    """Candidates dropped because their fingerprint equals an already kept seed's (repeated content within the set)."""
 
 
 def held_out_seeds(
@@ -137,7 +137,9 @@ def held_out_seeds(
             if fp in train_set_prints:
                 dropped += 1
                 continue
-            repeats += fp in kept_prints
+            if fp in kept_prints:  # the same content twice would weigh twice in the held-out score
+                repeats += 1
+                continue
             kept_prints.add(fp)
             kept.append(seed)
     return HeldOut(tuple(kept), examined, dropped, repeats)
@@ -166,9 +168,9 @@ def check_level_seed(value: Any) -> int:
     return int(value)
 
 
-def check_count(name: str, value: Any) -> int:
+def check_count(name: str, value: Any, most: int = MAX_SEED - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if value >= MAX_SEED:
-        raise ValueError(f"{name} must be below {MAX_SEED}, got {value}")
+    if value > most:
+        raise ValueError(f"{name} must be at most {most:,}, got {value:,}")
     return int(value)

@@ -8,6 +8,15 @@ boundary gets **one** score, the step-weighted mean of its segments' scores (for
 ``max_mc``: R_max minus the mean value over all its steps). A score of exactly 0 is a
 score like any other.
 
+``max_mc``'s R_max is the best **achieved** return on the level: the undiscounted sum of an
+episode's rewards, recorded only for episodes that ended (the published definition: dcd's
+grounded value, minimax's ``max_returns``), never a bootstrapped estimate such as a GAE
+lambda-return, which an over-estimating critic pushes above anything the level allows. It
+must be in the units of the values it is compared with: by default the sum of the rollout's
+``rewards`` (already in the agent's units); a caller whose buffer rewards are not the achieved
+rewards (sb3 adds a time-limit bootstrap to a truncated episode's last reward) passes
+``episode_returns`` instead (see :meth:`EpisodeScorer.process`).
+
 This module is numpy only; :mod:`heldout.sampler_callback` feeds it stable-baselines3's
 rollout buffer (whose layout, ``episode_starts`` and bootstrap conventions it follows).
 """
@@ -33,8 +42,9 @@ class EpisodeScore:
     level: Level
     score: float
     steps: int
-    max_return: float
-    """The highest return estimate (buffer ``returns``, i.e. GAE lambda-returns) over its steps."""
+    max_return: float | None
+    """The episode's achieved undiscounted return (in the units of the values), or None when it
+    did not end (an achieved return exists only for a complete episode)."""
     replayed: bool
     complete: bool = True
     """False when the episode had not ended (flushed at the end of training, or cut by a reset)."""
@@ -47,7 +57,7 @@ class _Partial:
     steps: int = 0
     score_sum: float = 0.0
     value_sum: float = 0.0
-    max_return: float = -math.inf
+    reward_sum: float = 0.0
 
 
 class EpisodeScorer:
@@ -90,16 +100,20 @@ class EpisodeScorer:
         last_dones: np.ndarray,
         probs: np.ndarray | None = None,
         max_return_of: Callable[[Level], float | None] | None = None,
+        episode_returns: np.ndarray | None = None,
     ) -> list[EpisodeScore]:
         """Score one rollout; returns the episodes that ended in it, in the order they ended.
 
         Arrays are (T, E): ``levels[t][e]`` the level of step t in slot e, ``replayed[t, e]``
         whether that episode was a replay, ``episode_starts[t, e]`` 1 where step t is an
         episode's first, ``rewards`` (already including any time-limit bootstrap),
-        ``values``, and GAE ``advantages`` and ``returns``. ``last_values[e]`` is the value
+        ``values``, and GAE ``advantages`` and ``returns`` (the latter kept for callers; no score needs it). ``last_values[e]`` is the value
         of the observation after the last step and ``last_dones[e]`` whether that step ended
         the episode. ``probs`` (T, E, actions) is needed by the distribution scores.
-        ``max_return_of(level)`` gives the best return already recorded for ``max_mc``.
+        ``max_return_of(level)`` gives the best achieved return already recorded for ``max_mc``.
+        ``episode_returns[t, e]``, where given, is the achieved return of the episode that ended
+        at step t in slot e (read only there; NaN elsewhere), in the values' units; without it an
+        episode's achieved return is the sum of its ``rewards``.
         """
         rewards = np.asarray(rewards, dtype=np.float64)
         T, E = rewards.shape
@@ -107,11 +121,12 @@ class EpisodeScorer:
             raise ValueError(f"rollout has {E} env slots, the scorer was built for {self.num_envs}")
         values = np.asarray(values, dtype=np.float64).reshape(T, E)
         advantages = np.asarray(advantages, dtype=np.float64).reshape(T, E)
-        returns = np.asarray(returns, dtype=np.float64).reshape(T, E)
         starts = np.asarray(episode_starts).reshape(T, E).astype(bool)
         replayed = np.asarray(replayed).reshape(T, E).astype(bool)
         last_values = np.asarray(last_values, dtype=np.float64).reshape(E)
         last_dones = np.asarray(last_dones).reshape(E).astype(bool)
+        if episode_returns is not None:
+            episode_returns = np.asarray(episode_returns, dtype=np.float64).reshape(T, E)
         if len(levels) != T or any(len(row) != E for row in levels):
             raise ValueError(f"levels must be {T} rows of {E} levels, one per step and slot")
         if self.needs_probs:
@@ -151,8 +166,10 @@ class EpisodeScorer:
                 acc.score_sum += seg * n
             acc.steps += n
             acc.value_sum += float(values[a:b, e].sum())
-            acc.max_return = max(acc.max_return, float(returns[a:b, e].max()))
+            acc.reward_sum += float(rewards[a:b, e].sum())
             if ended:
+                if episode_returns is not None and math.isfinite(episode_returns[b - 1, e]):
+                    acc.reward_sum = float(episode_returns[b - 1, e])
                 finished.append(self._finish(acc, True, max_return_of, recent_max))
             else:
                 self._partials[e] = acc
@@ -195,14 +212,19 @@ class EpisodeScorer:
         max_return_of: Callable[[Level], float | None] | None,
         recent_max: dict[Level, float],
     ) -> EpisodeScore:
+        achieved = acc.reward_sum if complete else None
         if self.score_name == "max_mc":
             known = max_return_of(acc.level) if max_return_of is not None else None
-            best = max(acc.max_return, recent_max.get(acc.level, -math.inf), -math.inf if known is None else known)
+            candidates = [r for r in (known, recent_max.get(acc.level), achieved) if r is not None]
+            # No complete episode on this level yet and this one was cut: the return it collected
+            # so far is the only achieved evidence; it scores, but is not recorded as R_max.
+            best = max(candidates) if candidates else acc.reward_sum
             score = best - acc.value_sum / acc.steps  # = scores.max_mc(all values, best)
         else:
             score = acc.score_sum / acc.steps
-        recent_max[acc.level] = max(recent_max.get(acc.level, -math.inf), acc.max_return)
-        return EpisodeScore(acc.level, float(score), acc.steps, acc.max_return, acc.replayed, complete)
+        if achieved is not None:
+            recent_max[acc.level] = max(recent_max.get(acc.level, -math.inf), achieved)
+        return EpisodeScore(acc.level, float(score), acc.steps, achieved, acc.replayed, complete)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -243,7 +243,7 @@ def test_train_with_a_given_model_copies_it_into_the_run_and_resumes_without_ref
     kept = run / "dred" / "model.pt"
     assert kept.read_bytes() == given.read_bytes()
     stamp = kept.stat().st_mtime_ns
-    state = checkpoint.load(run / "checkpoints" / "latest.pt")["sampler"]["sampler"]
+    state = checkpoint.load(run / "checkpoints" / "latest.pt", MazeLevelSpace())["sampler"]["sampler"]
     assert state["sampler"] == "dred" and state["num_train"] == 6 and state["proposed"] > 0
     assert state["progress"] == 0.5  # set before each rollout: the second of two started at 512 of 1024 steps
     tags = scalar_tags(run / "tb")

@@ -33,3 +33,19 @@ def test_pip_install_without_editable_mode(tmp_path):
 
     minigrid = len(FAMILIES) if find_spec("minigrid") else 0  # listed only where minigrid is installed
     assert int(out[1]) == 17 + minigrid and int(out[2]) == 5  # 16 Procgen games + maze; 5 named mazes
+
+
+def test_foundations_are_bounded_below_their_next_major_and_installed_versions_fit():
+    import configparser
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    lines = [ln.strip() for ln in cfg["options"]["install_requires"].splitlines()]
+    reqs = {r.name: r for r in (Requirement(ln) for ln in lines if ln and not ln.startswith("#"))}
+    for name, next_major in (("stable-baselines3", "3"), ("gymnasium", "2")):
+        spec = reqs[name].specifier
+        assert f"<{next_major}" in {str(s) for s in spec}, f"{name} needs an upper bound <{next_major}"
+        assert spec.contains(metadata.version(name)), f"installed {name} is outside {spec}"

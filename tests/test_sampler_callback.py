@@ -368,3 +368,29 @@ def test_bad_callback_arguments():
         LevelSamplerCallback(sampler, log_interval=0)
     with pytest.raises(TypeError, match="sampler must be a heldout LevelSampler"):
         LevelSamplerCallback(object())
+
+
+def test_max_mc_records_the_env_s_achieved_return_not_the_bootstrapped_reward():
+    # Without reward normalisation an achieved return here is exactly 0 or 1; the buffer's last
+    # reward of levels 4 and 5 (ended by the time limit) also holds sb3's bootstrap gamma * V.
+    recorded = []
+    sampler = level_samplers.make("plr", range(N_LEVELS), seed=0, score="max_mc")
+    update = sampler.update
+
+    def spy_update(level, score, *, max_return=None):
+        recorded.append((level, max_return))
+        update(level, score, max_return=max_return)
+
+    sampler.update = spy_update
+    env = ToyVecEnv()
+    model = RecordingPPO("MlpPolicy", env, n_steps=N_STEPS, batch_size=N_STEPS * N_ENVS, n_epochs=1, seed=0,
+                         policy_kwargs={"net_arch": [8]})
+    callback = LevelSamplerCallback(sampler)
+    callback.attach(env)
+    model.learn(8 * N_STEPS * N_ENVS, callback=callback)
+    complete = [(lv, r) for lv, r in recorded if r is not None]
+    assert any(lv >= 4 for lv, _ in complete), "no time-limited episode was scored"
+    assert {r for _, r in complete} <= {0.0, 1.0}
+    for level in range(N_LEVELS):
+        best = max((r for lv, r in complete if lv == level), default=None)
+        assert sampler.max_return(level) == best

@@ -79,26 +79,65 @@ def test_one_step_td_bootstraps_a_cut_segment_and_uses_zero_after_a_done():
     assert out2[0].level == "b" and out2[0].score == pytest.approx(2.0)
 
 
-def test_max_mc_uses_the_best_return_over_the_whole_episode_and_history():
+def one_episode(rewards, values, score="max_mc", **kwargs):
+    """One complete 3-step episode of level "a" in a 1-slot rollout."""
+    scorer = EpisodeScorer(score, num_envs=1, gamma=0.99)
+    col = lambda x: np.asarray(x, dtype=float).reshape(3, 1)  # noqa: E731
+    return scorer.process(
+        levels=[["a"]] * 3, replayed=np.ones((3, 1), bool), rewards=col(rewards), values=col(values),
+        advantages=np.zeros((3, 1)), returns=np.full((3, 1), 99.0), episode_starts=col([1, 0, 0]),
+        last_values=np.zeros(1), last_dones=np.ones(1, bool), **kwargs,
+    )  # fmt: skip
+
+
+def test_max_mc_r_max_is_the_achieved_return_not_an_overestimating_critic():
+    # rewards 0, 0, 1 with V = 5 everywhere: the GAE lambda-returns (and the 99 in `returns`)
+    # exceed anything the level allows; the achieved return is 1, so the score is 1 - 5 = -4
+    (ep,) = one_episode([0, 0, 1], [5, 5, 5])
+    assert ep.max_return == 1.0
+    assert ep.score == pytest.approx(1.0 - 5.0)
+
+
+def test_max_mc_with_step_penalties_records_the_episode_return():
+    # rewards -1, -1, +1: the episode returned -1 (not the last step's return +1)
+    (ep,) = one_episode([-1, -1, 1], [0.0, 0.5, 1.0])
+    assert ep.max_return == -1.0
+    assert ep.score == pytest.approx(-1.0 - 0.5)
+    # a better return recorded earlier on the level is R_max; this episode still reports its own
+    (ep,) = one_episode([-1, -1, 1], [0.0, 0.5, 1.0], max_return_of=lambda level: 2.0)
+    assert ep.score == pytest.approx(2.0 - 0.5) and ep.max_return == -1.0
+
+
+def test_max_mc_takes_the_given_episode_return_where_the_buffer_reward_holds_a_bootstrap():
+    # the last buffer reward 3.0 holds a time-limit bootstrap; the env says the episode achieved 0.5
+    returns = np.array([[np.nan], [np.nan], [0.5]])
+    (ep,) = one_episode([0, 0, 3.0], [1, 1, 1], episode_returns=returns)
+    assert ep.max_return == 0.5 and ep.score == pytest.approx(0.5 - 1.0)
+
+
+def test_max_mc_over_rollouts_records_only_complete_episodes():
     scorer = EpisodeScorer("max_mc", num_envs=2, gamma=0.99)
     values_1 = [[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]]
-    returns_1 = [[5.0, 0.0], [4.0, 0.0], [1.0, 0.0]]
+    rewards_1 = [[0.0, 1.0], [5.0, 1.0], [1.0, 1.0]]
     out = scorer.process(
-        **rollout(LEVELS_1, STARTS_1, ADV_1, REPLAYED_1, [False, False], values=values_1, returns=np.array(returns_1)),
+        **rollout(LEVELS_1, STARTS_1, ADV_1, REPLAYED_1, [False, False], values=values_1, rewards=rewards_1),
         max_return_of=lambda level: 7.0 if level == "a" else None,
     )
-    # "a": R_max = max(5, 4, recorded 7) = 7 -> 7 - mean(1, 3) = 5
+    # "a" achieved 0 + 5 = 5; recorded 7 is better: 7 - mean(1, 3) = 5
     assert out[0].score == pytest.approx(5.0) and out[0].max_return == 5.0
     values_2 = [[4.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
-    returns_2 = [[6.0, 0.0], [2.0, 0.0], [0.0, 0.0]]
+    rewards_2 = [[2.0, 1.0], [3.0, 1.0], [0.0, 1.0]]
     out2 = scorer.process(
-        **rollout(LEVELS_2, STARTS_2, ADV_2, REPLAYED_2, [True, False], values=values_2, returns=np.array(returns_2)),
+        **rollout(LEVELS_2, STARTS_2, ADV_2, REPLAYED_2, [True, False], values=values_2, rewards=rewards_2),
         max_return_of=lambda level: None,
     )
-    # "b": values 2, 4, 0 over both rollouts, best return 6 (rollout 2) -> 6 - 2 = 4,
-    # the same as scores.max_mc over the whole episode
-    assert out2[0].level == "b"
+    # "b": rewards 1 (rollout 1) + 2 + 3 = 6 achieved over both rollouts, values 2, 4, 0 -> 6 - 2 = 4
+    assert out2[0].level == "b" and out2[0].max_return == 6.0
     assert out2[0].score == pytest.approx(scores.max_mc([2.0, 4.0, 0.0], 6.0)) == pytest.approx(4.0)
+    # "d" never ended: it has no achieved return to record; with none known it scores its
+    # return so far (6 x 1) minus its mean value 0
+    (d,) = scorer.flush(lambda level: None)
+    assert d.level == "d" and not d.complete and d.max_return is None and d.score == pytest.approx(6.0)
 
 
 def test_distribution_scores_use_the_given_probabilities():

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from heldout import checkpoint
+from heldout import checkpoint, envs
 from heldout.cli import main
 
 # A few thousand steps: 8 maze envs x 64 steps per update.
@@ -35,6 +36,12 @@ PROCGEN_FAST = [
 DRED_TINY = "{fit: {max_epochs: 5, latent_dim: 8, hidden_dim: 32, channels: 8}, generation_batch: 8}"
 SAMPLER_ARGS = {"dred": ["--sampler.params", DRED_TINY]}
 LSTM_SMALL = ["--network.lstm_hidden_size", "16"]  # ppo_lstm's LSTM in tests (plain ppo ignores it)
+
+
+def load_checkpoint(run: Path) -> dict:
+    """A run's checkpoint, its levels read with its family's level space."""
+    name = yaml.safe_load((run / "config.yaml").read_text())["env"]["name"]
+    return checkpoint.load(run / "checkpoints" / "latest.pt", envs.get(name).level_space())
 
 
 def tensorboard_tags(tb_dir: Path) -> set[str]:
@@ -73,7 +80,7 @@ def test_maze_end_to_end(tmp_path, capsys):
     assert 0.0 <= report["train"]["mean"] <= 1.0 and "return" in report["train"]
     tags = tensorboard_tags(run / "tb")
     assert {"eval/train", "eval/test", "eval/gap", "time/fps", "rollout/ep_len_mean", "train/value_loss"} <= tags
-    state = checkpoint.load(run / "checkpoints" / "latest.pt")
+    state = load_checkpoint(run)
     assert state["num_timesteps"] == 2048
     evaluations = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
     assert [e["steps"] for e in evaluations] == [1024, 2048][: len(evaluations)] and evaluations
@@ -91,7 +98,7 @@ def test_procgen_end_to_end(tmp_path):
     assert report["score_unit"] == "return" and "normalised" in report["train"]
     assert report["level_sets"]["train"]["size"] == 20
     assert "time/fps" in tensorboard_tags(run / "tb")
-    state = checkpoint.load(run / "checkpoints" / "latest.pt")
+    state = load_checkpoint(run)
     assert state["num_timesteps"] == 256 and len(state["env"]["sim"]) == 4  # one procgen state per slot
 
 
@@ -108,7 +115,7 @@ def _scalars(tb_dir: Path, tag: str) -> list:
 
 
 def _params(run: Path) -> dict[str, torch.Tensor]:
-    return checkpoint.load(run / "checkpoints" / "latest.pt")["policy"]
+    return load_checkpoint(run)["policy"]
 
 
 @pytest.mark.parametrize(
@@ -132,7 +139,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, agent, sampler):
     proc.wait()
     assert ckpt.exists(), "the run wrote no checkpoint before it was killed"
     assert not (killed / "report.json").exists(), "the run finished before it could be killed"
-    stopped_at = checkpoint.load(ckpt)["num_timesteps"]
+    stopped_at = load_checkpoint(killed)["num_timesteps"]
     assert 0 < stopped_at < int(steps)
 
     assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
@@ -141,7 +148,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, agent, sampler):
     for name in a:
         assert torch.equal(a[name], b[name]), name
     if agent == "ppo_lstm":  # the hidden states carried into the next rollout were restored too
-        ha, hb = (checkpoint.load(r / "checkpoints" / "latest.pt")["agent"]["lstm_states"] for r in (whole, killed))
+        ha, hb = (load_checkpoint(r)["agent"]["lstm_states"] for r in (whole, killed))
         assert all(torch.equal(x, y) for part in ("pi", "vf") for x, y in zip(ha[part], hb[part]))
     ra = json.loads((whole / "report.json").read_text())
     rb = json.loads((killed / "report.json").read_text())
@@ -203,7 +210,7 @@ def test_level_replay_samplers_end_to_end(tmp_path, sampler, family_args, steps)
     assert {"level_sampler/num_seen", "level_sampler/replay_fraction"} <= tags
     if family_args is MAZE_FAST:  # maze episodes end within the run, so levels get scores
         assert {"level_sampler/sampling_entropy", "level_sampler/score_mean", "level_sampler/scores"} <= tags
-    state = checkpoint.load(run / "checkpoints" / "latest.pt")["sampler"]
+    state = load_checkpoint(run)["sampler"]
     assert state is not None
     if sampler == "robust_plr":
         assert "train/masked_fraction" in tags
@@ -240,7 +247,7 @@ def test_recurrent_agent_end_to_end(tmp_path, family_args, sampler, steps):
     assert {"train/masked_fraction", "train/explained_variance", "time/fps"} <= tags
     if family_args is MAZE_FAST:  # maze episodes end within the run
         assert "rollout/ep_len_mean" in tags
-    state = checkpoint.load(run / "checkpoints" / "latest.pt")
+    state = load_checkpoint(run)
     assert state["agent"]["lstm_states"]["pi"][0].shape == (1, len(state["last_episode_starts"]), 16)
     if sampler != "robust_plr":  # (Robust PLR may mask every step of so short a run: no loss to log)
         assert "train/value_loss" in tags

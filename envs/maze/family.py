@@ -38,6 +38,8 @@ from heldout.envs.maze.vec import MazeVecEnv
 
 MIN_SIZE = 7
 DEFAULT_SIZE = 13
+MAX_LEVELS = 50_000
+"""Most levels a generated set may hold (generation takes about 1.3 ms a level on one core)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,18 @@ class MazeOptions:
         if unknown:
             raise ValueError(f"unknown maze option(s) {', '.join(unknown)}; the maze takes {', '.join(known)}")
         opts = cls(**options)
+        for name in ("full_obs", "keep_solvable"):
+            if not isinstance(getattr(opts, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be true or false, got {getattr(opts, name)!r}")
+        for name, low in (("num_train_levels", 1), ("num_test_levels", 1), ("level_seed", 0)):
+            value = getattr(opts, name)
+            if value is None and name == "num_train_levels":
+                continue
+            high = 2**32 - 1 if name == "level_seed" else MAX_LEVELS
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+                raise ValueError(f"{name} must be a whole number from {low} to {high:,}, got {value!r}")
+        if opts.render_mode is not None and not isinstance(opts.render_mode, str):
+            raise ValueError(f"render_mode must be rgb_array, ansi or none, got {opts.render_mode!r}")
         for name in ("size", "large_size"):
             value = getattr(opts, name)
             if value is not None and not (isinstance(value, (int, np.integer)) and MIN_SIZE <= value <= MAX_SIDE):

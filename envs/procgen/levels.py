@@ -3,7 +3,9 @@
 * ``train``: seeds ``0 .. N-1`` (the published protocol: ``start_level=0, num_levels=N``).
 * ``test``: a finite held-out set drawn from seeds ``>= N`` in a fixed pseudo-random order set
   by ``level_seed``; every candidate whose content fingerprint equals a training level's is
-  dropped, so the set differs from ``train`` by content and not only by seed.
+  dropped, so the set differs from ``train`` by content and not only by seed, and so is every
+  candidate repeating a level already in the set (a held-out level counted twice would weigh
+  twice), as training-set duplicates are.
 * ``full``: the unbounded full distribution (``num_levels=0``), seeds uniform in
   ``[0, 2**31 - 1)``; it includes the training seeds, as in the published protocol.
 """
@@ -31,6 +33,8 @@ _CANDIDATE_CHUNK = seeds.CANDIDATE_CHUNK
 _candidates = seeds.candidate_seeds
 _check_count = seeds.check_count
 _check_level_seed = seeds.check_level_seed
+MAX_NUM_TEST_LEVELS = 20_000
+"""Most held-out seeds a test set may hold (each candidate's fingerprint takes milliseconds)."""
 
 
 class ProcgenLevelSpace(SeedLevelSpace):
@@ -69,13 +73,14 @@ def test_set(
 
     Candidates are drawn from ``[num_train_levels, 2**31 - 1)`` in an order fixed by
     ``level_seed`` (a larger set extends a smaller one). ``metadata`` records how many were
-    dropped and whether the fingerprint proves content distinctness for this game.
+    dropped (``dropped``: duplicates of training levels; ``repeats_within_test``: repeats of a
+    level already kept) and whether the fingerprint proves content distinctness for this game.
     """
     return _test_set(
         check_game(game),
         check_distribution_mode(distribution_mode),
         _check_count("num_train_levels", num_train_levels),
-        _check_count("num_test_levels", num_test_levels),
+        _check_count("num_test_levels", num_test_levels, MAX_NUM_TEST_LEVELS),
         _check_level_seed(level_seed),
     )
 
@@ -100,7 +105,8 @@ def _test_set(game: str, mode: str, num_train: int, num_test: int, level_seed: i
     )
     notes = (
         f"{num_test} held-out seeds >= {num_train} (order fixed by level_seed={level_seed}); "
-        f"{dropped} of {examined} candidates dropped as content duplicates of a training level. "
+        f"{dropped} of {examined} candidates dropped as content duplicates of a training level, "
+        f"{repeats} as repeats of a level already in the set. "
         + (
             "The fingerprint proves every kept level differs from every training level."
             if proves

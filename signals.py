@@ -1,0 +1,74 @@
+"""Preemption and Ctrl-C during training: stop at the next safe point, or at once.
+
+Clusters preempt jobs with SIGTERM (SLURM, Kubernetes) and kill them a little later; people
+press Ctrl-C (SIGINT). While a :class:`StopSignals` is active, the first of these signals only
+sets :attr:`StopSignals.requested`: the trainer checks it between two PPO updates (at most one
+update away), writes a checkpoint there and raises :class:`Stopped`. A second signal, or one
+arriving while nothing is left to save (:attr:`StopSignals.immediate`), raises
+:class:`Stopped` at once. The exit code is 128 + the signal number: 130 for SIGINT, 143 for
+SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(BaseException):
+    """Training stopped on a signal; ``checkpointed`` says whether a checkpoint was written for it.
+
+    A ``BaseException`` (as ``KeyboardInterrupt``) so that no ``except Exception`` swallows it.
+    """
+
+    def __init__(self, signum: int, checkpointed: bool, steps: int | None = None) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.checkpointed = checkpointed
+        self.steps = steps
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class StopSignals:
+    """Context manager that turns SIGINT and SIGTERM into a stop request (see the module docstring).
+
+    ``notice`` is printed to stderr when the first signal arrives. Outside the main thread
+    (where Python cannot install handlers) it does nothing.
+    """
+
+    def __init__(self, notice: str = "") -> None:
+        self.notice = notice
+        self.requested: int | None = None
+        self.immediate = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested is not None or self.immediate:
+            raise Stopped(signum, checkpointed=False)
+        self.requested = signum
+        if self.notice:
+            print(self.notice, file=sys.stderr, flush=True)
+
+    def stop_if_requested(self, checkpointed: bool, steps: int | None = None) -> None:
+        """Raise :class:`Stopped` if a signal came; the caller has just reached a safe point."""
+        if self.requested is not None:
+            raise Stopped(self.requested, checkpointed=checkpointed, steps=steps)
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in HANDLED:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

@@ -1,0 +1,301 @@
+"""The bad-input census: every case a clear one-line error, exit code 2, no traceback, nothing written.
+
+Each row is (id, argv, setup, needle). ``argv`` may name ``{tmp}`` (the case's scratch
+directory, also the working directory), ``{run}`` (a fresh copy of a tiny trained maze run)
+and ``{new}`` (a run directory that does not exist yet). ``setup`` prepares files in the
+scratch directory or the run copy. The error must be the only line on stderr, name the problem
+(``needle``), start with ``heldout <command>: error:``, and stdout must stay empty (a rejected
+run must not look as if it started); afterwards every file under the scratch directory, the
+run copy included, is byte for byte as before.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from heldout.cli import main
+
+FAST = [
+    "--env", "maze", "--env.num_envs", "4", "--ppo.n_steps", "32", "--ppo.n_minibatches", "2",
+    "--ppo.n_epochs", "1", "--eval.episodes", "2", "--eval.final_episodes", "2", "--eval.num_envs", "2",
+    "--torch_threads", "1", "--no-progress", "--steps", "128",
+]  # fmt: skip
+TRAIN = ["train", *FAST, "--run-dir", "{new}"]
+
+SOLVABLE = "#####\n#>.G#\n#####"
+UNSOLVABLE = "#####\n#>#G#\n#####"
+
+
+# -- setups ----------------------------------------------------------------------------------------
+def write(name: str, content: str | bytes):
+    def setup(tmp: Path, run: Path, monkeypatch) -> None:
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    return setup
+
+
+def mkdir(name: str):
+    return lambda tmp, run, monkeypatch: (tmp / name).mkdir(parents=True)
+
+
+def unreadable(name: str):
+    """A file without read permission (simulated: the tests may run as root, who reads anything)."""
+
+    def setup(tmp: Path, run: Path, monkeypatch) -> None:
+        path = tmp / name
+        path.write_text("steps: 100\n")
+        real = Path.read_bytes
+
+        def read_bytes(self):
+            if self == path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self)
+
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+
+    return setup
+
+
+def run_config(change):
+    """Edit the run copy's config.yaml (``change`` gets the parsed mapping, returns the new one)."""
+
+    def setup(tmp: Path, run: Path, monkeypatch) -> None:
+        data = yaml.safe_load((run / "config.yaml").read_text())
+        new = change(data)
+        (run / "config.yaml").write_text("" if new is None else yaml.safe_dump(new))
+
+    return setup
+
+
+def set_key(section: str, key: str, value):
+    def change(data):
+        data[section][key] = value
+        return data
+
+    return run_config(change)
+
+
+def checkpoint_file(kind: str):
+    def setup(tmp: Path, run: Path, monkeypatch) -> None:
+        ckpt = run / "checkpoints" / "latest.pt"
+        if kind == "missing":
+            ckpt.unlink()
+        elif kind == "corrupt":
+            ckpt.write_bytes(ckpt.read_bytes()[:1000])
+        elif kind == "directory":
+            ckpt.unlink()
+            ckpt.mkdir()
+        elif kind == "pickle":
+            ckpt.write_bytes(pickle.dumps(RunsCommand(tmp / "pwned")))
+
+    return setup
+
+
+class RunsCommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def both(*setups):
+    def setup(tmp, run, monkeypatch):
+        for s in setups:
+            s(tmp, run, monkeypatch)
+
+    return setup
+
+
+def nothing(tmp, run, monkeypatch):
+    pass
+
+
+# -- the census ------------------------------------------------------------------------------------
+CASES = [
+    # numbers on the command line
+    ("steps-1e999", [*TRAIN, "--steps", "1e999"], nothing, "bad value for steps"),
+    ("steps-fraction", [*TRAIN, "--steps", "4000.5e0"], nothing, "not a fraction"),
+    ("steps-1e30", [*TRAIN, "--steps", "1e30"], nothing, "bad value for steps"),
+    ("steps-word", [*TRAIN, "--steps", "many"], nothing, "bad value for steps"),
+    ("steps-true", [*TRAIN, "--steps", "true"], nothing, "bad value for steps"),
+    ("steps-negative", [*TRAIN, "--steps", "-10"], nothing, "steps"),
+    ("steps-zero", [*TRAIN, "--steps", "0"], nothing, "steps"),
+    ("seed-negative", [*TRAIN, "--seed", "-1"], nothing, "seed=-1"),
+    ("seed-too-big", [*TRAIN, "--seed", "99999999999"], nothing, "seed="),
+    ("lr-word", [*TRAIN, "--ppo.lr", "fast"], nothing, "ppo.lr"),
+    ("lr-inf", [*TRAIN, "--ppo.lr", "inf"], nothing, "ppo.lr"),
+    ("lr-negative", [*TRAIN, "--ppo.lr", "-1"], nothing, "lr"),
+    ("num-envs-zero", [*TRAIN, "--env.num_envs", "0"], nothing, "env.num_envs"),
+    ("train-levels-zero", [*TRAIN, "--train-levels", "0"], nothing, "env.num_train_levels"),
+    ("train-levels-huge", [*TRAIN, "--train-levels", "100000000"], nothing, "num_train_levels"),
+    ("level-seed-negative", [*TRAIN, "--env.level_seed", "-3"], nothing, "env.level_seed"),
+    ("eval-episodes-zero", [*TRAIN, "--eval.episodes", "0"], nothing, "eval.episodes"),
+    ("deterministic-maybe", [*TRAIN, "--eval.deterministic", "maybe"], nothing, "eval.deterministic"),
+    ("checkpoint-interval-negative", [*TRAIN, "--checkpoint_interval", "-1"], nothing, "checkpoint_interval"),
+    ("torch-threads-negative", [*TRAIN, "--torch_threads", "-1"], nothing, "torch_threads"),
+    ("impala-channels-words", [*TRAIN, "--network.impala_channels", "a,b"], nothing, "network.impala_channels"),
+    ("device-tpu", [*TRAIN, "--device", "tpu"], nothing, "device"),
+    # names
+    ("env-unknown", [*TRAIN, "--env", "mazee"], nothing, "unknown environment 'mazee'"),
+    ("sampler-unknown", [*TRAIN, "--sampler", "nope"], nothing, "unknown level sampler 'nope'"),
+    ("agent-unknown", [*TRAIN, "--agent", "dqn"], nothing, "unknown agent 'dqn'"),
+    ("sampler-score-unknown", [*TRAIN, "--sampler", "plr", "--sampler.params", "{score: nope}"], nothing, "nope"),
+    ("sampler-param-unknown", [*TRAIN, "--sampler", "plr", "--sampler.params", "{bogus: 1}"], nothing, "bogus"),
+    # maze options
+    ("full-obs-maybe", [*TRAIN, "--env.options", "{full_obs: maybe}"], nothing, "full_obs must be true or false"),
+    ("full-obs-string", [*TRAIN, "--env.options", "{full_obs: 'false'}"], nothing, "full_obs must be true or false"),
+    ("num-test-levels-huge", [*TRAIN, "--env.options", "{num_test_levels: 100000000}"], nothing, "num_test_levels"),
+    ("option-unknown", [*TRAIN, "--env.options", "{colour: red}"], nothing, "unknown maze option"),
+    ("options-list", [*TRAIN, "--env.options", "[1, 2]"], nothing, "mapping"),
+    ("options-bad-yaml", [*TRAIN, "--env.options", "{a: [}"], nothing, "env.options"),
+    ("option-size-small", [*TRAIN, "--env.options", "{size: 3}"], nothing, "size must be"),
+    ("option-view-even", [*TRAIN, "--env.options", "{view_size: 4}"], nothing, "view_size"),
+    # config files
+    ("config-missing", [*TRAIN, "--config", "{tmp}/nope.yaml"], nothing, "does not exist"),
+    ("config-directory", [*TRAIN, "--config", "{tmp}/adir"], mkdir("adir"), "is a directory"),
+    ("config-binary", [*TRAIN, "--config", "{tmp}/bin.yaml"], write("bin.yaml", b"\x80\x81\xfe\x00"), "not a text file"),
+    ("config-unreadable", [*TRAIN, "--config", "{tmp}/c.yaml"], unreadable("c.yaml"), "permission denied"),
+    ("config-section-as-value", [*TRAIN, "--config", "{tmp}/c.yaml"], write("c.yaml", "env: maze\n"), "env is a section"),
+    ("config-bad-yaml", [*TRAIN, "--config", "{tmp}/c.yaml"], write("c.yaml", "ppo: [\n"), "not valid YAML"),
+    ("config-list", [*TRAIN, "--config", "{tmp}/c.yaml"], write("c.yaml", "- 1\n- 2\n"), "mapping"),
+    ("config-unknown-key", [*TRAIN, "--config", "{tmp}/c.yaml"], write("c.yaml", "ppo: {lrr: 1}\n"), "unknown setting 'ppo.lrr'"),
+    ("config-bad-value", [*TRAIN, "--config", "{tmp}/c.yaml"], write("c.yaml", "ppo: {lr: fast}\n"), "ppo.lr"),
+    # held-out level files
+    ("test-levels-missing", [*TRAIN, "--env.test_levels", "{tmp}/nope.txt"], nothing, "no level set"),
+    ("test-levels-directory", [*TRAIN, "--env.test_levels", "{tmp}/adir"], mkdir("adir"), "is a directory"),
+    ("test-levels-binary", [*TRAIN, "--env.test_levels", "{tmp}/l.txt"], write("l.txt", b"\xff\xfe\x00"), "not a text file"),
+    ("test-levels-unreadable", [*TRAIN, "--env.test_levels", "{tmp}/c.yaml"], unreadable("c.yaml"), "permission denied"),
+    ("test-levels-garbage", [*TRAIN, "--env.test_levels", "{tmp}/l.txt"], write("l.txt", "hello\n"), "level 1"),
+    ("test-levels-unsolvable", [*TRAIN, "--env.test_levels", "{tmp}/l.txt"],
+     write("l.txt", f"{SOLVABLE}\n\n{UNSOLVABLE}\n"), "1 of 2 levels cannot be solved"),
+    # run directories
+    ("run-dir-is-a-file", ["train", *FAST, "--run-dir", "{tmp}/afile"], write("afile", "x"), "is a file"),
+    ("run-dir-below-a-file", ["train", *FAST, "--run-dir", "{tmp}/afile/run"], write("afile", "x"), "which is a file"),
+    ("run-dir-holds-a-run", ["train", *FAST, "--seed", "5", "--run-dir", "{run}"], nothing, "already holds a run"),
+    # --resume
+    ("resume-missing", ["train", "--resume", "{tmp}/nope"], nothing, "holds no heldout run"),
+    ("resume-a-file", ["train", "--resume", "{tmp}/afile"], write("afile", "x"), "is a file"),
+    ("resume-changes-a-setting", ["train", "--resume", "{run}", "--ppo.lr", "0.1"], nothing, "--resume keeps the run's config"),
+    ("resume-with-config", ["train", "--resume", "{run}", "--config", "{tmp}/c.yaml"], write("c.yaml", "steps: 1\n"), "--config"),
+    ("resume-other-run-dir", ["train", "--resume", "{run}", "--run-dir", "{tmp}/other"], nothing, "not two different"),
+    ("resume-bad-steps", ["train", "--resume", "{run}", "--steps", "1e999"], nothing, "bad value for steps"),
+    ("resume-empty-config", ["train", "--resume", "{run}"], run_config(lambda d: None), "config.yaml is empty"),
+    ("resume-bad-config-value", ["train", "--resume", "{run}"], set_key("env", "num_envs", 0), "env.num_envs"),
+    ("resume-no-checkpoint", ["train", "--resume", "{run}"], checkpoint_file("missing"), "has no checkpoint"),
+    ("resume-corrupt-checkpoint", ["train", "--resume", "{run}"], checkpoint_file("corrupt"), "corrupt"),
+    ("resume-checkpoint-is-a-directory", ["train", "--resume", "{run}"], checkpoint_file("directory"), "is a directory"),
+    ("resume-pickled-checkpoint", ["train", "--resume", "{run}"], checkpoint_file("pickle"), "pickled objects"),
+    ("resume-other-network-size", ["train", "--resume", "{run}"], set_key("network", "features_dim", 48),
+     "network.features_dim"),
+    ("resume-other-sampler", ["train", "--resume", "{run}"], set_key("sampler", "name", "plr"), "sampler.name"),
+    # evaluate
+    ("evaluate-missing", ["evaluate", "{tmp}/nope"], nothing, "holds no heldout run"),
+    ("evaluate-a-file", ["evaluate", "{tmp}/afile"], write("afile", "x"), "is a file"),
+    ("evaluate-empty-config", ["evaluate", "{run}"], run_config(lambda d: None), "config.yaml is empty"),
+    ("evaluate-bad-config-value", ["evaluate", "{run}"], set_key("eval", "num_envs", -2), "eval.num_envs"),
+    ("evaluate-levels-unknown", ["evaluate", "{run}", "--levels", "nope"], nothing, "no level set 'nope'"),
+    ("evaluate-levels-directory", ["evaluate", "{run}", "--levels", "{tmp}/adir"], mkdir("adir"), "is a directory"),
+    ("evaluate-levels-binary", ["evaluate", "{run}", "--levels", "{tmp}/l.txt"], write("l.txt", b"\x00\xff"), "not a text"),
+    ("evaluate-levels-unreadable", ["evaluate", "{run}", "--levels", "{tmp}/c.yaml"], unreadable("c.yaml"), "permission"),
+    ("evaluate-levels-unsolvable", ["evaluate", "{run}", "--levels", "{tmp}/l.txt"], write("l.txt", UNSOLVABLE),
+     "1 of 1 levels cannot be solved"),
+    ("evaluate-episodes-zero", ["evaluate", "{run}", "--episodes", "0"], nothing, "--episodes"),
+    ("evaluate-seed-negative", ["evaluate", "{run}", "--seed", "-1"], nothing, "--seed"),
+    ("evaluate-output-directory", ["evaluate", "{run}", "--output", "{tmp}/adir"], mkdir("adir"), "is a directory"),
+    ("evaluate-output-no-parent", ["evaluate", "{run}", "--output", "{tmp}/no/r.json"], nothing, "does not exist"),
+    ("evaluate-output-below-a-file", ["evaluate", "{run}", "--output", "{tmp}/afile/r.json"], write("afile", "x"),
+     "which is a file"),
+    ("evaluate-no-checkpoint", ["evaluate", "{run}"], checkpoint_file("missing"), "has no checkpoint"),
+    ("evaluate-corrupt-checkpoint", ["evaluate", "{run}"], checkpoint_file("corrupt"), "corrupt"),
+    ("evaluate-checkpoint-is-a-directory", ["evaluate", "{run}"], checkpoint_file("directory"), "is a directory"),
+    ("evaluate-pickled-checkpoint", ["evaluate", "{run}"], checkpoint_file("pickle"), "pickled objects"),
+    ("evaluate-other-network-size", ["evaluate", "{run}"], set_key("network", "features_dim", 48), "network.features_dim"),
+    ("evaluate-other-sampler", ["evaluate", "{run}"], set_key("sampler", "name", "plr"), "sampler.name"),
+    # maze and envs commands
+    ("maze-show-missing", ["maze", "show", "{tmp}/nope.txt"], nothing, "does not exist"),
+    ("maze-show-directory", ["maze", "show", "{tmp}/adir"], mkdir("adir"), "is a directory"),
+    ("maze-show-binary", ["maze", "show", "{tmp}/l.txt"], write("l.txt", b"\x80\x00"), "not a text file"),
+    ("maze-show-garbage", ["maze", "show", "{tmp}/l.txt"], write("l.txt", "hello\n"), "level 1"),
+    ("maze-show-num-zero", ["maze", "show", "--set", "named", "--num", "0"], nothing, "--num"),
+    ("maze-save-unknown-set", ["maze", "save", "nope", "{tmp}/out.txt"], nothing, "nope"),
+    ("maze-save-into-directory", ["maze", "save", "named", "{tmp}/adir"], mkdir("adir"), "is a directory"),
+    ("maze-save-below-a-file", ["maze", "save", "named", "{tmp}/afile/out.txt"], write("afile", "x"), "which is a file"),
+    ("envs-unknown", ["envs", "mazee", "--level-sets"], nothing, "mazee"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("census") / "run"
+    assert main(["train", *FAST, "--run-dir", str(run)]) == 0
+    return run
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    def content(p: Path) -> bytes | None:
+        if not p.is_file():
+            return None
+        with open(p, "rb") as f:  # not Path.read_bytes: the "unreadable" cases patch it
+            return f.read()
+
+    return {str(p.relative_to(root)): content(p) for p in sorted(root.rglob("*"))}
+
+
+def test_the_census_has_at_least_50_cases_with_distinct_ids():
+    ids = [case[0] for case in CASES]
+    assert len(ids) == len(set(ids)) and len(ids) >= 50
+
+
+@pytest.mark.parametrize("argv, setup, needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clear_line_exit_2_and_nothing_written(
+    argv, setup, needle, tmp_path, trained_run, capsys, monkeypatch
+):
+    tmp = tmp_path / "case"
+    run = tmp / "run"
+    tmp.mkdir()
+    if any("{run}" in a for a in argv):
+        shutil.copytree(trained_run, run)
+    monkeypatch.chdir(tmp)  # a default run directory (runs/...) would land here and be caught
+    setup(tmp, run, monkeypatch)
+    before = snapshot(tmp)
+    args = [a.replace("{tmp}", str(tmp)).replace("{run}", str(run)).replace("{new}", str(tmp / "new")) for a in argv]
+    capsys.readouterr()
+
+    code = main(args)
+
+    out, err = capsys.readouterr()
+    monkeypatch.undo()
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith(f"heldout {args[0]}: error: "), err
+    assert needle in lines[0]
+    assert "Traceback" not in err and out == ""
+    if args[0] == "evaluate":
+        assert "--resume" not in lines[0]  # evaluate has no --resume
+    assert snapshot(tmp) == before, "a rejected command wrote or changed files"
+    assert not (tmp / "pwned").exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["train", "--steps", "1e999", "--no-progress"], "bad value for steps"),
+    (["evaluate", "nowhere"], "holds no heldout run"),
+])  # fmt: skip
+def test_the_installed_command_exits_2_with_one_line(tmp_path, argv, needle):
+    proc = subprocess.run(
+        [sys.executable, "-m", "heldout.cli", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []

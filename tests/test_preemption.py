@@ -1,0 +1,78 @@
+"""SIGINT / SIGTERM during `heldout train`: a checkpoint at the next update, one line, exit 130 / 143."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from heldout.cli import main
+
+# Long enough never to finish on its own in these tests; 8 envs x 64 steps per update.
+SLOW = [
+    "--env", "maze", "--env.num_envs", "8", "--ppo.n_steps", "64", "--ppo.n_minibatches", "2",
+    "--ppo.n_epochs", "1", "--eval.num_envs", "6", "--eval.final_episodes", "6", "--torch_threads", "1",
+    "--no-progress", "--steps", "10000000", "--checkpoint_interval", "0",
+]  # fmt: skip
+ROLLOUT = 8 * 64
+
+
+def start(run: Path, *extra: str) -> tuple[subprocess.Popen, Path, Path]:
+    out, err = run.with_suffix(".out"), run.with_suffix(".err")
+    cmd = [sys.executable, "-m", "heldout.cli", "train", *SLOW, *extra, "--run-dir", str(run)]
+    proc = subprocess.Popen(
+        cmd, stdout=out.open("w"), stderr=err.open("w"), env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    return proc, out, err
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise AssertionError("the run ended or hung before it got there")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_checkpoints_at_the_next_update_and_says_how_to_resume(tmp_path, capsys, sig, code):
+    run = tmp_path / "run"
+    proc, _, err = start(run, "--eval.episodes", "6")
+    wait_for(lambda: (run / "untrained.json").exists(), proc)
+    time.sleep(1.0)  # let it train a little
+    proc.send_signal(sig)
+    assert proc.wait(timeout=120) == code
+    lines = err.read_text().strip().splitlines()
+    assert lines[-1].startswith(f"heldout train: stopped by {sig.name} at ")
+    assert lines[-1].endswith(f"continue with: heldout train --resume {run}") and str(run) in lines[-1]
+    assert not any("Traceback" in line for line in lines)
+
+    state_steps = int(lines[-1].split(" at ")[1].split(" steps")[0].replace(",", ""))
+    assert state_steps % ROLLOUT == 0 and not (run / "report.json").exists()
+    if sig != signal.SIGTERM:
+        return
+    # the checkpoint is a good one: the run continues from it to the end
+    assert main(["train", "--resume", str(run), "--steps", str(state_steps + ROLLOUT), "--no-progress"]) == 0
+    assert (run / "report.json").exists()
+    assert f"{state_steps + ROLLOUT:,} steps" in capsys.readouterr().out
+
+
+def test_a_second_signal_stops_at_once(tmp_path):
+    run = tmp_path / "run"
+    # a long untrained evaluation: the first signal waits for the first update, the second does not
+    proc, out, err = start(run, "--eval.episodes", "3000")
+    wait_for(lambda: "heldout train:" in out.read_text(), proc)
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: "signal again to stop at once" in err.read_text(), proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    last = err.read_text().strip().splitlines()[-1]
+    assert last.startswith("heldout train: stopped by SIGINT at once before the first checkpoint")
+    assert f"--run-dir {run}" in last
+    assert not (run / "checkpoints").exists() and not (run / "untrained.json").exists()
