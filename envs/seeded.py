@@ -191,7 +191,7 @@ class SeededFamily(EnvFamily):
         found = seeds.held_out_seeds(self.name, self._fingerprinter(options), num_train, num_test, level_seed)
         what = "the first observation" if self.fingerprint is None else "the family's fingerprint function"
         notes = (
-            f"{num_test} held-out seeds >= {num_train} (order fixed by level_seed={level_seed}); {found.dropped} of "
+            f"{len(found.seeds)} held-out seeds >= {num_train} (order fixed by level_seed={level_seed}); {found.dropped} of "
             f"{found.examined} candidates dropped as content duplicates of a training level, {found.repeats} as "
             f"repeats of a level already in the set (by {what})"
         )

@@ -110,7 +110,11 @@ def held_out_seeds(
     level_seed: int,
     chunk: int = CANDIDATE_CHUNK,
 ) -> HeldOut:
-    """``num_test`` seeds ``>= num_train`` whose fingerprints differ from every training seed's.
+    """``num_test`` seeds ``>= num_train`` whose fingerprints differ from every training seed's
+    and from each other's.
+
+    A family with fewer distinct levels than asked for (the candidates run out and keep repeating
+    kept levels) gets the distinct ones found, fewer than ``num_test``; callers say so in notes.
 
     ``fingerprints(seeds)`` returns one digest per seed. Raises ``ValueError`` saying what to
     do when none of the first 64 candidates survives (the environment ignores the seed, or has
@@ -127,6 +131,8 @@ def held_out_seeds(
         if not kept and examined >= EMPTY_AFTER:
             raise ValueError(_empty_message(family, examined, num_train, len(train_set_prints)))
         if examined >= budget:
+            if repeats and kept:  # the family has no more distinct levels: keep those it has
+                break
             raise ValueError(
                 f"{family}: only {len(kept)} of {examined} candidates differ from the training levels; "
                 f"ask for fewer test levels or fewer training levels"

@@ -218,7 +218,8 @@ def test_seeded_minigrid_sets_are_disjoint_by_fingerprint_and_levels_replay():
         first[s] = digest(obs)
     assert not {first[s] for s in train.levels} & {first[s] for s in test.levels}
     meta = test.metadata
-    assert meta["candidates"] == 20 + meta["dropped"] and meta["dropped"] > 0
+    assert len({first[s] for s in test.levels}) == 20  # no level twice within the held-out set
+    assert meta["candidates"] == 20 + meta["dropped"] + meta["repeats_within_test"] and meta["dropped"] > 0
     assert f"{meta['dropped']} of {meta['candidates']} candidates dropped" in test.notes
 
     env = family.make(test)

@@ -116,7 +116,7 @@ def test_level_set_option_errors():
         family.level_set("validation")
     with pytest.raises(ValueError, match="size must be an integer from 7"):
         family.level_set("train", size=5)
-    with pytest.raises(ValueError, match="level_seed must be a non-negative"):
+    with pytest.raises(ValueError, match="level_seed must be a whole number from 0"):
         family.level_set("train", level_seed=-1)
 
 

@@ -104,7 +104,7 @@ def _test_set(game: str, mode: str, num_train: int, num_test: int, level_seed: i
         else f"the uncentred first frame does not show the whole level: {PARTIAL_FIRST_FRAME[game]}"
     )
     notes = (
-        f"{num_test} held-out seeds >= {num_train} (order fixed by level_seed={level_seed}); "
+        f"{len(kept)} held-out seeds >= {num_train} (order fixed by level_seed={level_seed}); "
         f"{dropped} of {examined} candidates dropped as content duplicates of a training level, "
         f"{repeats} as repeats of a level already in the set. "
         + (
