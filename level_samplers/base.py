@@ -127,6 +127,9 @@ class LevelSampler(ABC):
     score_name: str = "value_l1"
     trains_on_new_levels: bool = True
     finite: bool = True
+    needs_finite_levels: bool = False
+    """True for a sampler that only works on a finite level set (the trainer then refuses an
+    unbounded ``--env.train_set`` with a message that says so)."""
 
     def sample(self) -> Level:
         """The level the next episode should play."""
@@ -161,6 +164,16 @@ class LevelSampler(ABC):
     def num_seen(self) -> int:
         """How many levels have a score."""
         return len(self.level_scores())
+
+    def diagnostics(self) -> dict[str, float]:
+        """Sampler-specific numbers for TensorBoard (ACCEL: children played and accepted...);
+        the training callback logs each under ``level_sampler/``. No state changes."""
+        return {}
+
+    def level_features(self, level: Level) -> dict[str, float]:
+        """What the sampler knows of a level it handed out, beside the level's own features
+        (ACCEL: ``edits``, the number of edits since its seed level). No state changes."""
+        return {}
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
