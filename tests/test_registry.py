@@ -74,7 +74,7 @@ def test_every_registry_words_unknown_and_taken_names_alike():
     assert err.value.args[0].startswith(
         "unknown environment 'coinrunn'. Did you mean 'coinrun', 'procgen/coinrun'? Available: maze, procgen/bigfish, "
     )
-    with pytest.raises(KeyError, match=r"unknown level sampler 'unifrom'\. Did you mean 'uniform'\? Available: plr"):
+    with pytest.raises(KeyError, match=r"unknown level sampler 'unifrom'\. Did you mean 'uniform'\? Available: accel, dr, plr"):
         level_samplers.get("unifrom")
     with pytest.raises(ValueError, match=r"unknown Procgen game 'ninj'\. Did you mean 'ninja'\? Games: bigfish, "):
         games.check_game("ninj")
