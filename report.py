@@ -94,7 +94,7 @@ def build(
             "train": untrained["train"],
             "test": untrained["test"],
             "gap": untrained["gap"],
-            "test_sets": untrained["test_sets"],
+            "test_sets": untrained.get("test_sets", {}),  # absent in runs started before several sets
         },
         "level_sets": {k: describe_level_set(v) for k, v in level_sets.items()},
         "config": config.to_dict(cfg),

@@ -153,11 +153,9 @@ class ACCELSampler(RobustPLRSampler):
 
     # -- learning ------------------------------------------------------------------------------
     def update(self, level: Level, score: float, *, max_return: float | None = None) -> None:
-        was_replay = level in self._pending_replays
-        was_child = level in self._pending_children
         super().update(level, score, max_return=max_return)  # raises before any change for a stranger
-        _take(self._pending_replays, level)
-        if _take(self._pending_children, level) and was_child:
+        was_replay = _take(self._pending_replays, level)
+        if _take(self._pending_children, level):
             self._children_played += 1
             self._children_accepted += int(level in self._index)
         if was_replay:
