@@ -305,3 +305,16 @@ def test_one_level_file_and_the_test_set_as_held_out_sets(tmp_path):
     assert list(report["test_sets"]) == ["mine", "test"]
     assert report["test"] == report["test_sets"]["mine"]["score"]  # `test` is the first set
     assert report["level_sets"]["mine"]["size"] == 3
+
+
+def test_accel_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path):
+    common = [*UED_FAST, "--env.test_levels", "test", "--env.train_set", "random", "--sampler", "accel",
+              "--checkpoint_interval", "1"]  # fmt: skip
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main(["train", *common, "--steps", "3072", "--run-dir", str(whole)]) == 0
+    assert main(["train", *common, "--steps", "1536", "--run-dir", str(part)]) == 0
+    assert main(["train", "--resume", str(part), "--steps", "3072", "--no-progress"]) == 0
+    a, b = _params(whole), _params(part)
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    sa, sb = (checkpoint.load(run / "checkpoints" / "latest.pt")["sampler"]["sampler"] for run in (whole, part))
+    assert sa["children_played"] == sb["children_played"] > 0 and sa["levels"] == sb["levels"]
