@@ -30,8 +30,13 @@ class EnvConfig:
     num_train_levels: int = field(default=200, metadata=_help("how many training levels"))
     level_seed: int = field(default=0, metadata=_help("seed that builds the level sets"))
     num_envs: int = field(default=64, metadata=_help("parallel environments for training"))
-    test_levels: str = field(
-        default="test", metadata=_help("held-out level set for evaluation: a set name or a level file")
+    train_set: str = field(
+        default="train",
+        metadata=_help("level set to train on: a set name (finite, or unbounded such as maze's random) or a level file"),
+    )
+    test_levels: tuple[str, ...] = field(
+        default=("test",),
+        metadata=_help("held-out level sets for evaluation, comma-separated: set names or level files"),
     )
     options: dict = field(
         default_factory=dict,
@@ -84,6 +89,7 @@ class TrainConfig:
             (self.env.level_seed >= 0, "env.level_seed", "0 or a positive whole number"),
             (self.env.num_envs > 0, "env.num_envs", "at least 1"),
             (self.env.num_train_levels > 0, "env.num_train_levels", "at least 1"),
+            (len(self.env.test_levels) > 0, "env.test_levels", "at least one level set"),
             (self.eval.interval >= 0, "eval.interval", "0 (never) or a positive number of steps"),
             (self.eval.episodes > 0, "eval.episodes", "at least 1"),
             (self.eval.final_episodes > 0, "eval.final_episodes", "at least 1"),
@@ -119,7 +125,7 @@ def _maze_preset() -> TrainConfig:
     agent overfit within minutes: the generalisation gap shows up clearly, not as noise.
     """
     cfg = TrainConfig()
-    cfg.env = EnvConfig(name="maze", num_envs=32, num_train_levels=25)
+    cfg.env = EnvConfig(name="maze", num_envs=32, num_train_levels=25, test_levels=("test", "test_ood", "named"))
     cfg.ppo = dataclasses.replace(
         PPOConfig(), lr=5e-4, n_steps=128, n_epochs=4, n_minibatches=4, gamma=0.99, ent_coef=0.01
     )

@@ -144,3 +144,38 @@ def summarise(family: EnvFamily, train: Episodes, test: Episodes, env_options: d
             result["test"][unit] = interval(s_test[unit])
             result["gap"][unit] = difference(s_train[unit], s_test[unit])
     return result
+
+
+def per_level(family: EnvFamily, episodes: Episodes, names: dict[Level, str], env_options: dict | None = None) -> dict[str, dict]:
+    """Score of every named level (mean and 95% interval over its episodes), in ``names``' order."""
+    values = scores(family, episodes, env_options)["score"]
+    out: dict[str, dict] = {}
+    for level, name in names.items():
+        mine = [v for lv, v in zip(episodes.levels, values) if lv == level]
+        if mine:
+            out[name] = interval(mine)
+    return out
+
+
+def summarise_sets(
+    family: EnvFamily,
+    train: Episodes,
+    tests: dict[str, Episodes],
+    level_sets: dict[str, LevelSet],
+    env_options: dict | None = None,
+) -> dict[str, dict]:
+    """:func:`summarise` against the first held-out set (``train``, ``test``, ``gap``), and
+    ``test_sets``: per held-out set its ``score`` and its ``gap`` (train minus that set) and,
+    for a set that names its levels (``metadata["names"]``), ``per_level`` scores."""
+    first = next(iter(tests))
+    result = summarise(family, train, tests[first], env_options)
+    result["test_sets"] = {}
+    for name, episodes in tests.items():
+        both = summarise(family, train, episodes, env_options)
+        entry: dict[str, dict] = {"score": both["test"], "gap": both["gap"]}
+        level_names = level_sets[name].metadata.get("names") if level_sets[name].finite else None
+        if level_names:
+            named = dict(zip(level_sets[name].levels, level_names))
+            entry["per_level"] = per_level(family, episodes, named, env_options)
+        result["test_sets"][name] = entry
+    return result

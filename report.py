@@ -2,7 +2,10 @@
 
 ``train``, ``test`` and ``gap`` each hold ``mean``, ``ci_low`` and ``ci_high`` in the
 environment's score unit (raw return, or solve rate for mazes), with the raw return and,
-where the environment defines one, the normalised score beside them.
+where the environment defines one, the normalised score beside them. ``test`` and ``gap``
+are the first held-out set's; ``test_sets`` holds every held-out set by name (its ``score``,
+its ``gap`` and, for a set of named levels, ``per_level``), for the trained agent and under
+``untrained`` for the untrained one.
 """
 
 from __future__ import annotations
@@ -86,7 +89,13 @@ def build(
         "train": final["train"],
         "test": final["test"],
         "gap": final["gap"],
-        "untrained": {"train": untrained["train"], "test": untrained["test"], "gap": untrained["gap"]},
+        "test_sets": final["test_sets"],
+        "untrained": {
+            "train": untrained["train"],
+            "test": untrained["test"],
+            "gap": untrained["gap"],
+            "test_sets": untrained.get("test_sets", {}),  # absent in runs started before several sets
+        },
         "level_sets": {k: describe_level_set(v) for k, v in level_sets.items()},
         "config": config.to_dict(cfg),
         "versions": versions(),
@@ -117,6 +126,7 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| trained agent, {extra.replace('_', ' ')} | {_fmt(result['train'][extra])} | "
                 f"{_fmt(result['test'][extra])} | {_fmt(result['gap'][extra])} |"
             )
+    lines += held_out_lines(result)
     lines += ["", "## Level sets", ""]
     for key, desc in result["level_sets"].items():
         size = "unbounded" if desc["size"] is None else f"{desc['size']} levels"
@@ -126,6 +136,30 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [yaml.safe_dump(result["config"], sort_keys=False).rstrip(), "```", "", "## Versions", ""]
     lines += [f"- {k}: {v}" for k, v in result["versions"].items()]
     return "\n".join(lines) + "\n"
+
+
+def held_out_lines(result: dict[str, Any]) -> list[str]:
+    """Markdown: one row per held-out set (trained, untrained, gap) and a table per set of named levels."""
+    sets = result.get("test_sets") or {}
+    if not sets:
+        return []
+    unit = result["score_unit"]
+    before = result["untrained"].get("test_sets", {})
+    lines = [
+        "",
+        "## Every held-out set",
+        "",
+        f"| held-out set | trained agent, {unit} | gap (train - set) | untrained agent, {unit} |",
+        "|---|---|---|---|",
+    ]
+    for name, entry in sets.items():
+        untrained = _fmt(before[name]["score"]) if name in before else "-"
+        lines.append(f"| {name} | {_fmt(entry['score'])} | {_fmt(entry['gap'])} | {untrained} |")
+    for name, entry in sets.items():
+        if entry.get("per_level"):
+            lines += ["", f"### {name}, level by level", "", f"| level | {unit} | episodes |", "|---|---|---|"]
+            lines += [f"| {lv} | {_fmt(s)} | {s['episodes']} |" for lv, s in entry["per_level"].items()]
+    return lines
 
 
 def write(run_dir: Path, result: dict[str, Any]) -> None:
@@ -142,5 +176,9 @@ def summary_lines(result: dict[str, Any]) -> str:
             f"train {unit}: {_fmt(result['train'])}",
             f"test {unit}:  {_fmt(result['test'])}",
             f"gap:          {_fmt(result['gap'])}",
+            *[
+                f"held-out {name}: {unit} {_fmt(entry['score'])}, gap {_fmt(entry['gap'])}"
+                for name, entry in (result.get("test_sets") or {}).items()
+            ],
         ]
     )

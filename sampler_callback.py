@@ -40,6 +40,7 @@ from heldout.envs.base import Level, LevelSpace, LevelVecEnv
 from heldout.level_samplers import EpisodeScore, EpisodeScorer, LevelSampler
 from heldout.level_samplers.base import entropy
 from heldout.level_samplers.scores import DISTRIBUTION_SCORES
+from heldout.level_stats import PlayedLevelStats
 
 _NOT_TEXT = ("stdout", "log", "json", "csv")
 
@@ -93,12 +94,15 @@ class LevelSamplerCallback(BaseCallback):
         log_prefix: the TensorBoard tag prefix.
         score_batch_size: observations per forward pass when a distribution score
             recomputes the policy's action probabilities over the rollout buffer.
+        level_stats: collects the features of the levels played (``heldout.level_stats``),
+            logged with the sampler under ``levels/`` and ``levels_trained/``.
 
     TensorBoard tags (under ``log_prefix``): ``sampling_entropy``, ``num_seen``,
     ``replay_fraction`` (of the levels drawn since the last log), ``score_mean``,
     ``score_max``, ``scores`` (histogram), ``episodes_scored``, ``trained_step_fraction``
     (Robust PLR: share of the rollout's steps that take gradient), ``top_levels`` (image) and
-    whatever the sampler's ``statistics()`` returns (DRED: ``eta``, ``num_generated``...).
+    every number of the sampler's ``diagnostics()`` (ACCEL: ``children_accepted``...; DRED:
+    ``eta``, ``num_generated``...).
 
     The sampler also hears every finished episode's true return (``record_return``) and,
     before each rollout, the fraction of training done (``set_progress``).
@@ -114,6 +118,7 @@ class LevelSamplerCallback(BaseCallback):
         num_images: int = 16,
         log_prefix: str = "level_sampler",
         score_batch_size: int = 2048,
+        level_stats: PlayedLevelStats | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
@@ -134,6 +139,7 @@ class LevelSamplerCallback(BaseCallback):
         self.num_images = num_images
         self.log_prefix = log_prefix
         self.score_batch_size = score_batch_size
+        self.level_stats = level_stats
 
         self._venv: LevelVecEnv | None = None
         self._scorer: EpisodeScorer | None = None
@@ -326,6 +332,9 @@ class LevelSamplerCallback(BaseCallback):
             max_return_of=self.sampler.max_return,
             episode_returns=np.stack(self._rows_returns),
         )
+        if self.level_stats is not None:  # before the updates: the sampler still knows every level
+            finished = [ep for ep in episodes if ep.complete]
+            self.level_stats.add([ep.level for ep in finished], [ep.replayed for ep in finished])
         self._apply(episodes)
         self.last_episodes = episodes
         if not self.sampler.trains_on_new_levels:
@@ -383,10 +392,12 @@ class LevelSamplerCallback(BaseCallback):
             record(f"{prefix}/score_mean", float(stored.mean()))
             record(f"{prefix}/score_max", float(stored.max()))
             record(f"{prefix}/scores", th.as_tensor(stored), exclude=_NOT_TEXT)
-        for name, value in self.sampler.statistics().items():
-            record(f"{prefix}/{name}", value)
         if self.last_loss_mask is not None and not self.sampler.trains_on_new_levels:
             record(f"{prefix}/trained_step_fraction", float(self.last_loss_mask.mean()))
+        for key, value in self.sampler.diagnostics().items():
+            record(f"{prefix}/{key}", value)
+        if self.level_stats is not None:
+            self.level_stats.log(record, with_trained=not self.sampler.trains_on_new_levels)
 
     def top_levels(self, k: int | None = None) -> list[Level]:
         """The ``k`` levels with the highest replay probability (ties: the sampler's order)."""

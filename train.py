@@ -42,7 +42,8 @@ class Setup:
     cfg: TrainConfig
     family: envs.EnvFamily
     train_levels: envs.LevelSet
-    test_levels: envs.LevelSet
+    test_sets: dict[str, envs.LevelSet]
+    """The held-out sets by name, in the order of ``env.test_levels`` (the first is ``test``)."""
     level_env: envs.LevelVecEnv
     env: VecEnv
     model: Any
@@ -130,8 +131,8 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     options = dict(cfg.env.options)
-    train_levels = load_level_set(family, "train", cfg)
-    test_levels = load_level_set(family, cfg.env.test_levels, cfg)
+    train_levels = load_level_set(family, cfg.env.train_set, cfg)
+    test_sets = load_test_sets(family, cfg)
     level_env = family.make_vec(cfg.env.num_envs, train_levels, seed=cfg.seed, **options)
     env: VecEnv = level_env
     if cfg.ppo.normalize_reward:
@@ -139,12 +140,32 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
     model = agents.make(
         cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=agents.resolve_device(cfg.device)
     )
-    sampler = level_samplers.make(cfg.sampler.name, list(train_levels.levels), **sampler_params(cfg, run_dir))
+    space = family.level_space(**options)
+    try:
+        sampler = level_samplers.make(cfg.sampler.name, train_levels, space=space, **sampler_params(cfg, run_dir))
+    except ValueError as err:
+        raise UsageError(f"--sampler {cfg.sampler.name} with --env.train_set {cfg.env.train_set}: {err}") from None
+    from heldout.level_stats import PlayedLevelStats, reference_levels
     from heldout.sampler_callback import LevelSamplerCallback
 
-    sampler_callback = LevelSamplerCallback(sampler)
+    # Drift is measured against the family's `train` set (whose distribution `test` shares), also
+    # when the run trains on another set: DR and ACCEL on `random` should show their distance.
+    reference = train_levels if cfg.env.train_set == "train" else load_level_set(family, "train", cfg)
+    stats = PlayedLevelStats(space, reference_levels(reference, seed=cfg.env.level_seed), sampler)
+    sampler_callback = LevelSamplerCallback(sampler, level_stats=stats if stats.enabled else None)
     sampler_callback.attach(env)  # the env's first reset already draws from the sampler
-    return Setup(cfg, family, train_levels, test_levels, level_env, env, model, sampler_callback)
+    return Setup(cfg, family, train_levels, test_sets, level_env, env, model, sampler_callback)
+
+
+def load_test_sets(family: envs.EnvFamily, cfg: TrainConfig) -> dict[str, envs.LevelSet]:
+    """The held-out sets of ``env.test_levels`` by name; two sets of one name are an error."""
+    sets: dict[str, envs.LevelSet] = {}
+    for spec in cfg.env.test_levels:
+        level_set = load_level_set(family, spec, cfg)
+        if level_set.name in sets:
+            raise UsageError(f"--env.test_levels names the level set {level_set.name!r} twice; give each set once")
+        sets[level_set.name] = level_set
+    return sets
 
 
 # -- during training ------------------------------------------------------------------------------
@@ -220,10 +241,11 @@ class RunCallback(BaseCallback):
         self._close_bar()
 
 
-def evaluate_both(setup: Setup, episodes: int, seed_offset: int = 0) -> dict[str, Any]:
+def evaluate_all(setup: Setup, episodes: int, seed_offset: int = 0) -> dict[str, Any]:
+    """The agent on the training set and on every held-out set (see :func:`evaluation.summarise_sets`)."""
     cfg = setup.cfg
     runs = {}
-    for name, levels in (("train", setup.train_levels), ("test", setup.test_levels)):
+    for name, levels in (("train", setup.train_levels), *setup.test_sets.items()):
         runs[name] = evaluation.run_episodes(
             setup.model,
             setup.family,
@@ -234,19 +256,30 @@ def evaluate_both(setup: Setup, episodes: int, seed_offset: int = 0) -> dict[str
             seed=cfg.seed + 1_000_003 + seed_offset,
             env_options=cfg.env.options,
         )
-    return evaluation.summarise(setup.family, runs["train"], runs["test"], cfg.env.options)
+    train = runs.pop("train")
+    return evaluation.summarise_sets(setup.family, train, runs, setup.test_sets, cfg.env.options)
+
+
+def log_evaluation(logger, prefix: str, summary: dict[str, Any]) -> None:
+    """``{prefix}/train``, ``/test``, ``/gap`` (the first held-out set), then per held-out set
+    ``{prefix}/sets/NAME``, ``{prefix}/gaps/NAME`` and, for named levels, ``{prefix}/levels/NAME/LEVEL``."""
+    for part in ("train", "test", "gap"):
+        logger.record(f"{prefix}/{part}", summary[part]["mean"])
+        for unit in ("return", "normalised"):
+            if unit in summary[part]:
+                logger.record(f"{prefix}/{part}_{unit}", summary[part][unit]["mean"])
+    for name, entry in summary["test_sets"].items():
+        logger.record(f"{prefix}/sets/{name}", entry["score"]["mean"])
+        logger.record(f"{prefix}/gaps/{name}", entry["gap"]["mean"])
+        for level, stats in entry.get("per_level", {}).items():
+            logger.record(f"{prefix}/levels/{name}/{level}", stats["mean"])
 
 
 def evaluate_and_log(setup: Setup, run_dir: Path, logger, episodes: int) -> dict[str, Any]:
     """A periodic evaluation: to TensorBoard (``eval/...``) and to ``evaluations.jsonl``."""
-    summary = evaluate_both(setup, episodes)
-    steps = setup.model.num_timesteps
-    for part in ("train", "test", "gap"):
-        logger.record(f"eval/{part}", summary[part]["mean"])
-        for unit in ("return", "normalised"):
-            if unit in summary[part]:
-                logger.record(f"eval/{part}_{unit}", summary[part][unit]["mean"])
-    report.append_jsonl(run_dir / EVALUATIONS, {"steps": steps, **summary})
+    summary = evaluate_all(setup, episodes)
+    log_evaluation(logger, "eval", summary)
+    report.append_jsonl(run_dir / EVALUATIONS, {"steps": setup.model.num_timesteps, **summary})
     return summary
 
 
@@ -379,7 +412,7 @@ def train(
         setup.model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
         setup.started = time.time()
         if state is None:
-            untrained = evaluate_both(setup, cfg.eval.episodes)
+            untrained = evaluate_all(setup, cfg.eval.episodes)
             report.write_json(run_dir / "untrained.json", untrained)
             last_eval = 0
         else:
@@ -399,9 +432,8 @@ def train(
 def _finish(setup: Setup, run_dir: Path, untrained: dict[str, Any]) -> dict[str, Any]:
     """The final evaluation and the report."""
     cfg = setup.cfg
-    final = evaluate_both(setup, cfg.eval.final_episodes, seed_offset=1)
-    for part in ("train", "test", "gap"):
-        setup.model.logger.record(f"final/{part}", final[part]["mean"])
+    final = evaluate_all(setup, cfg.eval.final_episodes, seed_offset=1)
+    log_evaluation(setup.model.logger, "final", final)
     setup.model.logger.dump(setup.model.num_timesteps)
     result = report.build(
         cfg,
@@ -410,7 +442,7 @@ def _finish(setup: Setup, run_dir: Path, untrained: dict[str, Any]) -> dict[str,
         untrained=untrained,
         steps=setup.model.num_timesteps,
         wall_time=setup.wall_time_before + time.time() - setup.started,
-        level_sets={"train": setup.train_levels, "test": setup.test_levels},
+        level_sets={"train": setup.train_levels, **setup.test_sets},
     )
     report.write(run_dir, result)
     setup.env.close()

@@ -114,6 +114,19 @@ class LevelSpace:
     def is_solvable(self, level: Level) -> bool:
         raise NotImplementedError(f"{self.family}: solvability cannot be checked")
 
+    generator_names: tuple[str, ...] = ()
+    """The level generators :meth:`generate` knows (the maze: ``random`` and ``empty``)."""
+
+    def generate(self, name: str, rng: np.random.Generator) -> Level:
+        """A new level from the family's generator ``name`` (one of :attr:`generator_names`)."""
+        raise NotImplementedError(f"{self.family}: levels cannot be generated")
+
+    def features(self, level: Level) -> dict[str, float]:
+        """Numbers that describe a level, for statistics of what a curriculum plays (the maze:
+        ``wall_density`` and ``shortest_path``; NaN where undefined). Empty where the family
+        defines none."""
+        return {}
+
     # -- level files --------------------------------------------------------------------------
     def write_levels(self, levels: Sequence[Level], path: str | Path) -> None:
         """Write levels in text form, separated by blank lines (atomically)."""

@@ -14,14 +14,18 @@ training callback is :class:`heldout.sampler_callback.LevelSamplerCallback`.
 """
 
 from heldout.level_samplers import scores, transforms
+from heldout.level_samplers.accel import ACCELSampler
 from heldout.level_samplers.base import Level, LevelSampler
 from heldout.level_samplers.dred import DREDSampler
+from heldout.level_samplers.dr import DRSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
-from heldout.level_samplers.registry import get, make, names, parameters, register
+from heldout.level_samplers.registry import get, make, names, parameters, register, takes_space
 from heldout.level_samplers.rollout_scoring import EpisodeScore, EpisodeScorer
 from heldout.level_samplers.uniform import UniformSampler
 
 __all__ = [
+    "ACCELSampler",
+    "DRSampler",
     "DREDSampler",
     "EpisodeScore",
     "EpisodeScorer",
@@ -36,5 +40,6 @@ __all__ = [
     "parameters",
     "register",
     "scores",
+    "takes_space",
     "transforms",
 ]

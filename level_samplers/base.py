@@ -127,6 +127,9 @@ class LevelSampler(ABC):
     score_name: str = "value_l1"
     trains_on_new_levels: bool = True
     finite: bool = True
+    needs_finite_levels: bool = False
+    """True for a sampler that only works on a finite level set (the trainer then refuses an
+    unbounded ``--env.train_set`` with a message that says so)."""
 
     def sample(self) -> Level:
         """The level the next episode should play."""
@@ -169,8 +172,14 @@ class LevelSampler(ABC):
     def set_progress(self, fraction: float) -> None:
         """How far training is: 0 at the start, 1 at the end (for scheduled parameters)."""
 
-    def statistics(self) -> dict[str, float]:
-        """Extra numbers to log (name -> value); none by default."""
+    def diagnostics(self) -> dict[str, float]:
+        """Sampler-specific numbers for TensorBoard (ACCEL: children played and accepted...);
+        the training callback logs each under ``level_sampler/``. No state changes."""
+        return {}
+
+    def level_features(self, level: Level) -> dict[str, float]:
+        """What the sampler knows of a level it handed out, beside the level's own features
+        (ACCEL: ``edits``, the number of edits since its seed level). No state changes."""
         return {}
 
     @abstractmethod

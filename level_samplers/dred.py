@@ -292,7 +292,7 @@ class DREDSampler(PLRSampler):
         """The generated levels now in the buffer."""
         return [lv for lv in self._levels[self.num_train :] if lv is not None]
 
-    def statistics(self) -> dict[str, float]:
+    def diagnostics(self) -> dict[str, float]:
         """Numbers for TensorBoard: eta, generated levels held, their share of P, proposals,
         acceptances and (when the generator counts them) valid / repaired / dropped levels."""
         weights = self._replay_weights()

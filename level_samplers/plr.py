@@ -294,10 +294,12 @@ class PLRSampler(LevelSampler):
         if free.size:
             slot = int(free[0])
         else:
-            slot = int(np.argmin(self._scores))
+            slot = self._eviction_slot()
             if not value > self._scores[slot]:
                 return None
-            del self._index[self._levels[slot]]
+            evicted = self._levels[slot]
+            del self._index[evicted]
+            self._on_evict(evicted)
         self._levels[slot] = level
         self._index[level] = slot
         self._scores[slot] = value
@@ -306,6 +308,13 @@ class PLRSampler(LevelSampler):
         self._max_returns[slot] = np.nan
         self._in_flight[slot] = False
         return slot
+
+    def _eviction_slot(self) -> int:
+        """The member of a full buffer that a better new level replaces: the lowest-scored."""
+        return int(np.argmin(self._scores))
+
+    def _on_evict(self, level: Level) -> None:
+        """Called when ``level`` leaves the buffer (for subclasses keeping per-level data)."""
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -1,17 +1,27 @@
-"""Level samplers by name: ``make("plr", levels, temperature=0.3)``."""
+"""Level samplers by name: ``make("plr", levels, temperature=0.3)``.
+
+Samplers that design levels (ACCEL, DRED) also need the level family's :class:`LevelSpace`
+(generate, mutate, encode, is_solvable): ``make(name, levels, space=space, ...)`` hands it to
+every sampler whose constructor takes a ``space`` keyword, and drops it for the others, so a
+trainer can pass it always. ``space`` is not a user parameter (:func:`parameters` omits it).
+"""
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
-from heldout.level_samplers.base import LevelSampler
+from heldout.level_samplers.accel import ACCELSampler
+from heldout.level_samplers.base import LevelSampler, resolve_levels
+from heldout.level_samplers.dr import DRSampler
 from heldout.level_samplers.dred import DREDSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
 from heldout.level_samplers.uniform import UniformSampler
 from heldout.names import check_new_name, unknown_name_error
 
 _SAMPLERS: dict[str, type[LevelSampler]] = {
+    "accel": ACCELSampler,
+    "dr": DRSampler,
     "dred": DREDSampler,
     "plr": PLRSampler,
     "robust_plr": RobustPLRSampler,
@@ -20,7 +30,8 @@ _SAMPLERS: dict[str, type[LevelSampler]] = {
 
 
 def register(name: str, cls: type[LevelSampler], *, replace: bool = False) -> type[LevelSampler]:
-    """Make ``cls`` (a :class:`LevelSampler` subclass taking ``(levels, **params)``) available as ``name``."""
+    """Make ``cls`` (a :class:`LevelSampler` subclass taking ``(levels, **params)``, and
+    optionally a ``space`` keyword) available as ``name``."""
     if not (isinstance(cls, type) and issubclass(cls, LevelSampler)):
         raise TypeError(f"register() takes a LevelSampler subclass, got {cls!r}")
     check_new_name("level sampler", name, _SAMPLERS, cls, replace=replace)
@@ -40,20 +51,27 @@ def get(name: str) -> type[LevelSampler]:
     return _SAMPLERS[name]
 
 
+def _keywords(cls: type[LevelSampler]) -> dict[str, Any]:
+    signature = inspect.signature(cls.__init__)
+    return {p.name: p.default for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
 def parameters(name: str) -> dict[str, Any]:
-    """The parameters sampler ``name`` accepts, with their defaults."""
-    signature = inspect.signature(get(name).__init__)
-    return {
-        p.name: p.default
-        for p in signature.parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    """The parameters sampler ``name`` accepts, with their defaults (``space`` aside)."""
+    return {k: v for k, v in _keywords(get(name)).items() if k != "space"}
 
 
-def make(name: str, levels: Any, **params: Any) -> LevelSampler:
+def takes_space(name: str) -> bool:
+    """Whether sampler ``name`` uses the level family's :class:`LevelSpace`."""
+    return "space" in _keywords(get(name))
+
+
+def make(name: str, levels: Any, *, space: Any = None, **params: Any) -> LevelSampler:
     """A new sampler ``name`` over ``levels`` (a finite sequence, or a callable ``rng -> level``).
 
-    Unknown parameters raise ``ValueError`` listing those accepted.
+    ``space`` (the family's level space) reaches the samplers that take it. Unknown
+    parameters raise ``ValueError`` listing those accepted; so does an unbounded ``levels``
+    for a sampler that needs a finite level set.
     """
     cls = get(name)
     accepted = parameters(name)
@@ -63,4 +81,12 @@ def make(name: str, levels: Any, **params: Any) -> LevelSampler:
             f"level sampler {name!r} has no parameter {', '.join(repr(u) for u in unknown)}; "
             f"accepted: {', '.join(accepted)}"
         )
+    if cls.needs_finite_levels and resolve_levels(levels)[0] is None:
+        finite_ok = [n for n in names() if not get(n).needs_finite_levels]
+        raise ValueError(
+            f"level sampler {name!r} needs a finite level set, but the levels given are unbounded; "
+            f"train on a finite set (e.g. --env.train_set train) or use one of {', '.join(finite_ok)}"
+        )
+    if takes_space(name):
+        params["space"] = space
     return cls(levels, **params)

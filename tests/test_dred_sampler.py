@@ -56,7 +56,7 @@ def test_a_generated_level_with_zero_grounded_score_never_enters():
     # A high value loss does not help a level the agent never got a return on.
     with pytest.raises(ValueError, match="not held"):
         s.update("g2", 5.0)
-    assert s.statistics()["proposed"] == 2 and s.statistics()["accepted"] == 1
+    assert s.diagnostics()["proposed"] == 2 and s.diagnostics()["accepted"] == 1
 
 
 # By hand, rho = 0.3:
@@ -78,7 +78,7 @@ def test_distribution_is_the_formula_by_hand(eta):
     assert set(got) == {"a", "b", "g1"}
     for lv, p in expected.items():
         assert got[lv] == pytest.approx(p, rel=1e-12)
-    assert s.statistics()["generated_mass"] == pytest.approx(expected["g1"])
+    assert s.diagnostics()["generated_mass"] == pytest.approx(expected["g1"])
 
 
 def test_eta_follows_progress_between_its_ends():

@@ -61,10 +61,15 @@ def test_perfect_mazes_have_exactly_one_path_between_cells():
 @pytest.fixture(scope="module")
 def sets():
     family = envs.get("maze")
-    return {name: family.level_set(name, num_train_levels=120, num_test_levels=60) for name in family.level_set_names}
+    return {
+        name: family.level_set(name, num_train_levels=120, num_test_levels=60)
+        for name in family.level_set_names
+        if name not in ("random", "empty")  # unbounded: tests/test_ued_levels.py
+    }
 
 
 def test_level_set_names_and_sizes(sets):
+    assert envs.get("maze").level_set_names == ("train", "test", "test_ood", "named", "large", "random", "empty")
     assert set(sets) == {"train", "test", "test_ood", "named", "large"}
     assert len(sets["train"]) == 120 and len(sets["test"]) == 60 and len(sets["test_ood"]) == 60
     assert {lv.shape for lv in sets["train"]} == {(13, 13)}

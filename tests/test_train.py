@@ -14,7 +14,8 @@ import pytest
 import torch
 import yaml
 
-from heldout import checkpoint, envs
+from heldout import checkpoint, config, envs
+from heldout.envs.maze import named_levels
 from heldout.cli import main
 
 # A few thousand steps: 8 maze envs x 64 steps per update.
@@ -63,7 +64,7 @@ def check_report(run: Path, steps: int) -> dict:
         assert stats["ci_low"] <= stats["mean"] <= stats["ci_high"]
     assert report["gap"]["mean"] == pytest.approx(report["train"]["mean"] - report["test"]["mean"])
     assert report["steps"] >= steps
-    assert set(report["untrained"]) == {"train", "test", "gap"}
+    assert set(report["untrained"]) == {"train", "test", "gap", "test_sets"}
     assert report["config"]["steps"] == steps
     assert "torch" in report["versions"]
     assert (run / "report.md").read_text().startswith("# heldout run")
@@ -257,3 +258,108 @@ def test_recurrent_agent_end_to_end(tmp_path, family_args, sampler, steps):
         masked = [e.value for e in _scalars(run / "tb", "train/masked_fraction")]
         assert masked[0] == 1.0  # the first rollout plays only new levels: no gradient from it
 
+
+# -- environment design on mazes: dr, accel, robust_plr on `random`; every held-out set ------------
+# Short time limits keep the untrained agent's episodes (51x51 named maze included) short.
+UED_FAST = [*MAZE_FAST, "--env.options", "{max_steps: 60}"]
+SETS = ["test", "test_ood", "named"]
+
+
+def test_the_maze_preset_evaluates_every_held_out_set():
+    cfg = config.preset("maze")
+    assert cfg.env.test_levels == tuple(SETS) and cfg.env.train_set == "train"
+    assert config.preset("procgen").env.test_levels == ("test",)
+
+
+@pytest.mark.parametrize("sampler", ["dr", "accel", "robust_plr"])
+def test_samplers_on_random_levels_end_to_end_report_every_held_out_set(tmp_path, sampler):
+    run = tmp_path / sampler
+    args = ["train", *UED_FAST, "--env.train_set", "random", "--sampler", sampler, "--steps", "2048",
+            "--eval.interval", "1024", "--run-dir", str(run)]  # fmt: skip
+    assert main(args) == 0
+    report = check_report(run, 2048)
+    assert report["level_sets"]["train"] == {"name": "random", "size": None, "notes": report["level_sets"]["train"]["notes"]}
+    assert list(report["test_sets"]) == SETS and list(report["untrained"]["test_sets"]) == SETS
+    assert report["test"] == report["test_sets"]["test"]["score"] and report["gap"] == report["test_sets"]["test"]["gap"]
+    for name in SETS:
+        entry = report["test_sets"][name]
+        assert entry["gap"]["mean"] == pytest.approx(report["train"]["mean"] - entry["score"]["mean"])
+        assert entry["score"]["episodes"] == 12
+    per_level = report["test_sets"]["named"]["per_level"]
+    assert list(per_level) == list(named_levels())
+    assert sum(s["episodes"] for s in per_level.values()) == 12
+    markdown = (run / "report.md").read_text()
+    assert "| test_ood |" in markdown and "### named, level by level" in markdown and "| labyrinth |" in markdown
+    evaluations = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert evaluations and all(list(e["test_sets"]) == SETS for e in evaluations)
+
+    tags = tensorboard_tags(run / "tb")
+    for prefix in ("eval", "final"):
+        assert {f"{prefix}/sets/test_ood", f"{prefix}/gaps/named", f"{prefix}/levels/named/labyrinth"} <= tags
+    assert {"levels/wall_density_w1", "levels/shortest_path_w1", "levels/wall_density_mean", "levels/wall_density",
+            "levels/shortest_path", "levels/train_set/wall_density", "levels/episodes"} <= tags  # fmt: skip
+    expected = {
+        "dr": {"level_sampler/levels_generated"},
+        "accel": {"level_sampler/children_accepted", "level_sampler/edits_accepted_fraction", "level_sampler/buffer_size",
+                  "levels/edits_mean", "levels/edits", "levels_trained/episodes"},
+        "robust_plr": {"levels_trained/wall_density_w1", "level_sampler/trained_step_fraction"},
+    }[sampler]  # fmt: skip
+    assert expected <= tags
+    assert load_checkpoint(run)["sampler"]["sampler"]["sampler"] == sampler
+
+
+def test_dr_drifts_from_the_training_distribution_and_plr_does_not(tmp_path):
+    drift = {}
+    for sampler, train_set in (("dr", "random"), ("plr", "train")):
+        run = tmp_path / sampler
+        args = ["train", *UED_FAST, "--env.train_set", train_set, "--sampler", sampler, "--steps", "1536",
+                "--env.test_levels", "test", "--run-dir", str(run)]  # fmt: skip
+        assert main(args) == 0
+        drift[sampler] = [e.value for e in _scalars(run / "tb", "levels/wall_density_w1")]
+    # (early rollouts over-represent the short, easy episodes, so PLR is not at 0 at once)
+    assert sum(drift["dr"]) / len(drift["dr"]) > 2 * sum(drift["plr"]) / len(drift["plr"]), drift
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--sampler", "dr"], "--sampler dr with --env.train_set train: dr draws a new level for every episode"),
+        (["--env.train_set", "nowhere"], "maze has no level set 'nowhere' and no file of that name exists"),
+        (["--env.test_levels", "test,named,test"], "names the level set 'test' twice"),
+        (["--env.train_set", "random", "--sampler", "accel", "--sampler.params", "{start: full}"], "start='full'"),
+    ],
+)
+def test_bad_ued_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, needle):
+    run = tmp_path / "bad"
+    assert main(["train", *UED_FAST, "--steps", "512", *args, "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not run.exists()
+
+
+def test_one_level_file_and_the_test_set_as_held_out_sets(tmp_path):
+    from heldout import envs
+
+    levels = list(envs.get("maze").level_set("test_ood", num_test_levels=3))
+    path = tmp_path / "mine.txt"
+    envs.get("maze").level_space().write_levels(levels, path)
+    run = tmp_path / "run"
+    args = ["train", *UED_FAST, "--steps", "512", "--env.test_levels", f"{path},test", "--run-dir", str(run)]
+    assert main(args) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert list(report["test_sets"]) == ["mine", "test"]
+    assert report["test"] == report["test_sets"]["mine"]["score"]  # `test` is the first set
+    assert report["level_sets"]["mine"]["size"] == 3
+
+
+def test_accel_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path):
+    common = [*UED_FAST, "--env.test_levels", "test", "--env.train_set", "random", "--sampler", "accel",
+              "--checkpoint_interval", "1"]  # fmt: skip
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main(["train", *common, "--steps", "3072", "--run-dir", str(whole)]) == 0
+    assert main(["train", *common, "--steps", "1536", "--run-dir", str(part)]) == 0
+    assert main(["train", "--resume", str(part), "--steps", "3072", "--no-progress"]) == 0
+    a, b = _params(whole), _params(part)
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    sa, sb = (load_checkpoint(run)["sampler"]["sampler"] for run in (whole, part))
+    assert sa["children_played"] == sb["children_played"] > 0 and sa["levels"] == sb["levels"]

@@ -12,6 +12,9 @@ Options (keyword arguments of ``make``, ``make_vec``, ``level_set`` and ``level_
 ``level_seed``       0         seed of every level set
 ``large_size``       25        interior side of the ``large`` set
 ``keep_solvable``    False     the level space's default for ``mutate``
+``min_walls``        0         fewest walls of a ``random`` (domain randomisation) level
+``max_walls``        25        most walls of a ``random`` level (at most size * size - 2)
+``reject_unsolvable`` False    draw ``random`` levels again until the goal can be reached
 ``render_mode``      None      ``"rgb_array"`` (or ``"ansi"`` for the single env)
 ==================== ========= ==========================================================
 
@@ -30,7 +33,14 @@ import numpy as np
 
 from heldout.envs.base import EnvFamily, LevelSet
 from heldout.envs.maze.level import MAX_SIDE, MazeLevel
-from heldout.envs.maze.level_sets import LEVEL_SET_NAMES, build_level_set, grid_size_of
+from heldout.envs.maze.level_sets import (
+    GENERATED_SET_NAMES,
+    LEVEL_SET_NAMES,
+    build_level_set,
+    generated_level_set,
+    grid_size_of,
+)
+from heldout.envs.maze.random_levels import DEFAULT_MAX_WALLS, check_wall_range
 from heldout.envs.maze.rules import check_max_steps, check_view_size
 from heldout.envs.maze.single import MazeEnv
 from heldout.envs.maze.space import MazeLevelSpace
@@ -55,6 +65,9 @@ class MazeOptions:
     level_seed: int = 0
     large_size: int = 25
     keep_solvable: bool = False
+    min_walls: int = 0
+    max_walls: int = DEFAULT_MAX_WALLS
+    reject_unsolvable: bool = False
     render_mode: str | None = None
 
     @classmethod
@@ -82,6 +95,7 @@ class MazeOptions:
                 raise ValueError(f"{name} must be an integer from {MIN_SIZE} to {MAX_SIDE}, got {value!r}")
         check_view_size(opts.view_size)
         check_max_steps(opts.max_steps)
+        check_wall_range(opts.generation_size, opts.min_walls, opts.max_walls)
         return opts
 
     @property
@@ -100,14 +114,25 @@ class MazeFamily(EnvFamily):
 
     # -- levels ---------------------------------------------------------------------------------
     def level_space(self, **options: Any) -> MazeLevelSpace:
-        opts = MazeOptions.from_kwargs(**options)
-        return MazeLevelSpace(opts.generation_size, keep_solvable=opts.keep_solvable)
+        return self._space(MazeOptions.from_kwargs(**options))
+
+    @staticmethod
+    def _space(opts: MazeOptions) -> MazeLevelSpace:
+        return MazeLevelSpace(
+            opts.generation_size,
+            keep_solvable=opts.keep_solvable,
+            min_walls=opts.min_walls,
+            max_walls=opts.max_walls,
+            reject_unsolvable=opts.reject_unsolvable,
+        )
 
     def level_set(
         self, name: str, *, num_train_levels: int | None = None, level_seed: int = 0, **options: Any
     ) -> LevelSet:
         self.check_level_set_name(name)
         opts = MazeOptions.from_kwargs(num_train_levels=num_train_levels, level_seed=level_seed, **options)
+        if name in GENERATED_SET_NAMES:
+            return generated_level_set(name, self._space(opts))
         return build_level_set(
             name,
             num_train_levels=opts.num_train_levels or self.default_num_train_levels,
@@ -127,6 +152,9 @@ class MazeFamily(EnvFamily):
                 size=opts.size,
                 num_test_levels=opts.num_test_levels,
                 large_size=opts.large_size,
+                min_walls=opts.min_walls,
+                max_walls=opts.max_walls,
+                reject_unsolvable=opts.reject_unsolvable,
             )
         elif isinstance(level_set, LevelSet):
             lset = level_set
@@ -163,7 +191,7 @@ class MazeFamily(EnvFamily):
         lset, shape = self._resolve(level_set, opts)
         return {
             "level_set": lset,
-            "level_space": MazeLevelSpace(opts.generation_size, keep_solvable=opts.keep_solvable),
+            "level_space": self._space(opts),
             "grid_size": shape,
             "view_size": opts.view_size,
             "max_steps": opts.max_steps,

@@ -8,6 +8,9 @@
 * ``named``    the hand-designed mazes of :mod:`heldout.envs.maze.named` (13x13, 21x21, 51x51).
 * ``large``    ``num_test_levels`` levels of the training families on ``large_size`` grids
                (default 25x25).
+* ``random``   unbounded: domain randomisation (random walls, start and goal; see
+               :mod:`heldout.envs.maze.random_levels`), the generator of the UED baselines.
+* ``empty``    unbounded: no walls, random start and goal (ACCEL's seed levels).
 
 Level i of a set comes from its own random stream (set, ``level_seed``, i), so a set of 100
 training levels is the first 100 of a set of 200. Duplicates (by content) are drawn again;
@@ -17,7 +20,7 @@ training levels is the first 100 of a set of 200. Duplicates (by content) are dr
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -25,8 +28,11 @@ from heldout.envs.base import LevelSet
 from heldout.envs.maze.generators import HELD_OUT_FAMILIES, TRAIN_FAMILIES, generate
 from heldout.envs.maze.level import MazeLevel
 from heldout.envs.maze.named import named_levels
+from heldout.envs.maze.space import MazeLevelSpace
 
-LEVEL_SET_NAMES = ("train", "test", "test_ood", "named", "large")
+FINITE_SET_NAMES = ("train", "test", "test_ood", "named", "large")
+GENERATED_SET_NAMES = ("random", "empty")
+LEVEL_SET_NAMES = FINITE_SET_NAMES + GENERATED_SET_NAMES
 _STREAM = {"train": 1, "test": 2, "test_ood": 3, "large": 4}
 _MAX_REDRAWS = 1000
 
@@ -61,9 +67,9 @@ def build_level_set(
     name: str, *, num_train_levels: int = 200, num_test_levels: int = 200, level_seed: int = 0, size: int = 13,
     large_size: int = 25,
 ) -> LevelSet:
-    """The maze level set ``name`` (one of :data:`LEVEL_SET_NAMES`); cached, level sets are immutable."""
-    if name not in LEVEL_SET_NAMES:
-        raise ValueError(f"maze has no level set {name!r}; choose one of {', '.join(LEVEL_SET_NAMES)}")
+    """The finite maze level set ``name`` (one of :data:`FINITE_SET_NAMES`); cached, level sets are immutable."""
+    if name not in FINITE_SET_NAMES:
+        raise ValueError(f"maze has no finite level set {name!r}; choose one of {', '.join(FINITE_SET_NAMES)}")
     for what, value in (("num_train_levels", num_train_levels), ("num_test_levels", num_test_levels)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{what} must be a positive integer, got {value!r}")
@@ -97,6 +103,22 @@ def build_level_set(
         notes = f"{num_test_levels} levels of {', '.join(TRAIN_FAMILIES)} ({large_size}x{large_size}, seed {level_seed})"
     notes += f"; {redraws} duplicate draws replaced" if redraws else ""
     return LevelSet(name, levels=levels, notes=notes, metadata={"families": fams, "size": levels[0].shape})
+
+
+def generated_level_set(name: str, space: MazeLevelSpace) -> LevelSet:
+    """The unbounded set ``random`` or ``empty``: every draw is a new level from ``space``'s generator."""
+    if name not in GENERATED_SET_NAMES:
+        raise ValueError(f"maze has no generated level set {name!r}; choose one of {', '.join(GENERATED_SET_NAMES)}")
+    n = space.size
+    if name == "random":
+        kept = "unsolvable draws redrawn" if space.reject_unsolvable else "unsolvable draws kept"
+        notes = (
+            f"domain randomisation: {n}x{n}, {space.min_walls}..{space.max_walls} walls on random cells, "
+            f"random start and goal; {kept}"
+        )
+    else:
+        notes = f"{n}x{n} without walls, random start and goal"
+    return LevelSet(name, draw=partial(space.generate, name), notes=notes, metadata={"size": (n, n)})
 
 
 def split_by_size(level_set: LevelSet) -> dict[tuple[int, int], LevelSet]:

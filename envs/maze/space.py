@@ -10,19 +10,24 @@ from heldout.envs.base import LevelSpace
 from heldout.envs.maze import paths
 from heldout.envs.maze.level import NUM_CELL_CODES, MazeLevel
 from heldout.envs.maze.mutate import DEFAULT_WEIGHTS, mutate_level
+from heldout.envs.maze.random_levels import DEFAULT_MAX_WALLS, check_wall_range, empty_level, random_level
 from heldout.envs.maze.render import DEFAULT_TILE, render_level
 from heldout.envs.maze.text import format_level, parse_level
 
 
 class MazeLevelSpace(LevelSpace):
-    """Levels of the maze family: text form, pictures, array encoding, edits, solvability.
+    """Levels of the maze family: text form, pictures, array encoding, edits, solvability,
+    generators and features.
 
     ``size`` is the interior side of the levels this space's generators work on (the shape
     of :meth:`encode` for those levels is ``(size, size)``; levels of other sizes still
     encode to their own shape). ``keep_solvable`` is the default of :meth:`mutate`.
+    ``min_walls``, ``max_walls`` and ``reject_unsolvable`` configure the ``random``
+    generator (see :mod:`heldout.envs.maze.random_levels`).
     """
 
     family = "maze"
+    generator_names = ("random", "empty")
     num_cell_codes = NUM_CELL_CODES
     """Categories of the array encoding: 0 floor, 1 wall, 2 goal, 3-6 agent facing east/south/west/north."""
 
@@ -33,14 +38,22 @@ class MazeLevelSpace(LevelSpace):
         keep_solvable: bool = False,
         edit_weights: tuple[float, float, float] = DEFAULT_WEIGHTS,
         tile: int = DEFAULT_TILE,
+        min_walls: int = 0,
+        max_walls: int = DEFAULT_MAX_WALLS,
+        reject_unsolvable: bool = False,
     ) -> None:
         self.size = int(size)
+        self.min_walls, self.max_walls = int(min_walls), int(max_walls)  # checked by generate()
+        self.reject_unsolvable = bool(reject_unsolvable)
         self.keep_solvable = bool(keep_solvable)
         self.edit_weights = tuple(edit_weights)
         self.tile = int(tile)
 
     def __repr__(self) -> str:
-        return f"MazeLevelSpace(size={self.size}, keep_solvable={self.keep_solvable})"
+        return (
+            f"MazeLevelSpace(size={self.size}, keep_solvable={self.keep_solvable}, "
+            f"walls={self.min_walls}..{self.max_walls}, reject_unsolvable={self.reject_unsolvable})"
+        )
 
     @property
     def encoding_shape(self) -> tuple[int, int]:
@@ -91,6 +104,28 @@ class MazeLevelSpace(LevelSpace):
         """
         keep = self.keep_solvable if keep_solvable is None else keep_solvable
         return mutate_level(self.coerce(level), rng, num_edits, keep_solvable=keep, weights=self.edit_weights)
+
+    def generate(self, name: str, rng: np.random.Generator) -> MazeLevel:
+        """A ``random`` (domain randomisation) or ``empty`` level of this space's size."""
+        if name == "random":
+            check_wall_range(self.size, self.min_walls, self.max_walls)
+            return random_level(
+                rng, self.size, min_walls=self.min_walls, max_walls=self.max_walls,
+                reject_unsolvable=self.reject_unsolvable,
+            )
+        if name == "empty":
+            return empty_level(rng, self.size)
+        raise ValueError(f"the maze has no level generator {name!r}; choose one of {', '.join(self.generator_names)}")
+
+    def features(self, level: MazeLevel) -> dict[str, float]:
+        """``wall_density`` (walls / interior cells) and ``shortest_path`` (grid steps from start
+        to goal; NaN when the goal cannot be reached)."""
+        level = self.coerce(level)
+        steps = paths.shortest_path_length(level)
+        return {
+            "wall_density": level.num_walls / (level.height * level.width),
+            "shortest_path": float("nan") if steps is None else float(steps),
+        }
 
     def is_solvable(self, level: MazeLevel) -> bool:
         return paths.is_solvable(self.coerce(level))
