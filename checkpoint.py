@@ -62,6 +62,7 @@ def capture(model, level_env, extra: dict[str, Any]) -> dict[str, Any]:
         "episode_num": model._episode_num,
         "policy": model.policy.state_dict(),
         "optimizer": model.policy.optimizer.state_dict(),
+        "agent": model.agent_state_dict(),
         "last_obs": model._last_obs,
         "last_episode_starts": model._last_episode_starts,
         "last_original_obs": getattr(model, "_last_original_obs", None),
@@ -102,6 +103,7 @@ def restore(model, level_env, state: dict[str, Any]) -> None:
     """Put ``model`` and its env back exactly as :func:`capture` found them (RNG last)."""
     model.policy.load_state_dict(state["policy"])
     model.policy.optimizer.load_state_dict(state["optimizer"])
+    model.load_agent_state_dict(state.get("agent", {}))
     model.num_timesteps = state["num_timesteps"]
     model._n_updates = state["n_updates"]
     model._episode_num = state["episode_num"]

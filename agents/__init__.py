@@ -7,17 +7,27 @@
 ['ppo']
 
 :class:`HeldoutPPO` is sb3's PPO with a loss mask (``set_loss_mask``, for Robust PLR) and the
-loss split into overridable pieces (for RAD / DrAC). ``network="auto"`` picks the maze network
-for the maze family and small grids, the IMPALA CNN for images of at least 32x32 pixels.
+loss split into overridable pieces. ``rad``, ``drac`` and ``ucb_drac`` (:mod:`heldout.agents.drac`)
+use them for data augmentation; the augmentations themselves are in
+:mod:`heldout.agents.augmentations`. ``network="auto"`` picks the maze network for the maze family
+and small grids, the IMPALA CNN for images of at least 32x32 pixels.
 """
 
 from heldout.agents.config import NETWORKS, NetworkConfig, PPOConfig
 from heldout.agents.networks import ImpalaCNN, MazeNet, select_network
 from heldout.agents.ppo import HeldoutPPO, MaskedRolloutBuffer, PPOLoss
-from heldout.agents.registry import make, names, policy_kwargs, register, resolve_device
+from heldout.agents.registry import make, names, policy_kwargs, register, resolve_device, sections
+from heldout.agents.augment_config import AugmentConfig, DrACConfig, UCBConfig
+from heldout.agents.drac import DrACPPO, RADPPO, UCBDrACPPO
 
 __all__ = [
     "NETWORKS",
+    "AugmentConfig",
+    "DrACConfig",
+    "DrACPPO",
+    "RADPPO",
+    "UCBConfig",
+    "UCBDrACPPO",
     "HeldoutPPO",
     "ImpalaCNN",
     "MaskedRolloutBuffer",
@@ -30,5 +40,6 @@ __all__ = [
     "policy_kwargs",
     "register",
     "resolve_device",
+    "sections",
     "select_network",
 ]

@@ -134,6 +134,14 @@ class HeldoutPPO(PPO):
         if getattr(self.policy.features_extractor, "channels_last", False):
             use_channels_last(self.policy)
 
+    # -- agent state in checkpoints -------------------------------------------------------------
+    def agent_state_dict(self) -> dict[str, Any]:
+        """State a subclass keeps beyond the policy and optimiser (plain data, for checkpoints)."""
+        return {}
+
+    def load_agent_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`agent_state_dict` returned (called after the policy and optimiser)."""
+
     # -- loss mask ------------------------------------------------------------------------------
     def set_loss_mask(self, mask: np.ndarray | None) -> None:
         """Mask samples of the current rollout out of the next update (1 = learn, 0 = no gradient).

@@ -1,0 +1,111 @@
+"""Augmentations that change colours: grayscale, random convolution, colour jitter (RGB only).
+
+They compute in float32 on a 0..1 scale and return the input's dtype and 0..255 range.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch as th
+from torch.nn import functional as F
+
+from heldout.agents.augmentations.registry import PIXEL_MAX, as_pixels, check_batch, check_number, uniform
+
+LUMA = (0.299, 0.587, 0.114)
+"""ITU-R 601 luma weights of R, G, B (as kornia's and torchvision's grayscale)."""
+
+
+def _luma(rgb: th.Tensor) -> th.Tensor:
+    """(..., 3) -> (..., 1) luma."""
+    weights = th.tensor(LUMA, device=rgb.device, dtype=rgb.dtype)
+    return (rgb * weights).sum(-1, keepdim=True)
+
+
+def grayscale(x: th.Tensor, generator: th.Generator, *, p: float = 1.0) -> th.Tensor:
+    """Replace each image, with probability ``p`` (1 as published), by its luma in all three channels."""
+    check_batch(x, rgb=True)
+    p = check_number("p", p, 0.0, 1.0)
+    chosen = uniform(generator, x.shape[0], 0.0, 1.0, x.device) < p
+    xf = x.float()
+    gray = _luma(xf).expand_as(xf)
+    return as_pixels(th.where(chosen[:, None, None, None], gray, xf), x)
+
+
+def random_conv(x: th.Tensor, generator: th.Generator) -> th.Tensor:
+    """Pass each image through its own fresh 3x3 convolution, 3 -> 3 channels, no bias, zero padding 1.
+
+    Weights are Xavier-normal as published (std sqrt(2 / (fan_in + fan_out)) = sqrt(1/27)); the
+    result is clamped to the pixel range. One grouped convolution does the whole batch.
+    """
+    check_batch(x, rgb=True)
+    n, h, w, c = x.shape
+    std = math.sqrt(2.0 / (2 * c * 9))
+    weight = th.randn((n * c, c, 3, 3), generator=generator, device=generator.device) * std
+    images = x.float().permute(0, 3, 1, 2).reshape(1, n * c, h, w)
+    out = F.conv2d(images, weight.to(x.device), padding=1, groups=n)
+    return as_pixels(out.view(n, c, h, w).permute(0, 2, 3, 1), x)
+
+
+def _factor_range(name: str, value: float) -> tuple[float, float]:
+    value = check_number(name, value, 0.0)
+    return max(0.0, 1.0 - value), 1.0 + value
+
+
+def rgb_to_hsv(rgb: th.Tensor) -> th.Tensor:
+    """(..., 3) RGB in [0, 1] -> (..., 3) hue in [0, 1), saturation, value."""
+    r, g, b = rgb.unbind(-1)
+    maxc, _ = rgb.max(-1)
+    minc, _ = rgb.min(-1)
+    delta = maxc - minc
+    safe = th.where(delta > 0, delta, th.ones_like(delta))
+    hue = th.where(maxc == r, ((g - b) / safe) % 6, th.where(maxc == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    hue = th.where(delta > 0, hue / 6, th.zeros_like(hue))
+    sat = th.where(maxc > 0, delta / th.where(maxc > 0, maxc, th.ones_like(maxc)), th.zeros_like(maxc))
+    return th.stack([hue, sat, maxc], -1)
+
+
+def hsv_to_rgb(hsv: th.Tensor) -> th.Tensor:
+    """Inverse of :func:`rgb_to_hsv`: channel k = V - V S clamp(min(m, 4 - m), 0, 1), m = (n_k + 6H) mod 6."""
+    hue, sat, val = hsv.unbind(-1)
+    offsets = th.tensor([5.0, 3.0, 1.0], device=hsv.device, dtype=hsv.dtype)
+    m = (offsets + 6 * hue[..., None]) % 6
+    return val[..., None] - (val * sat)[..., None] * th.minimum(m, 4 - m).clamp(0, 1)
+
+
+def colour_jitter(
+    x: th.Tensor,
+    generator: th.Generator,
+    *,
+    brightness: float = 0.4,
+    contrast: float = 0.4,
+    saturation: float = 0.4,
+    hue: float = 0.5,
+) -> th.Tensor:
+    """Per image: brightness, contrast and saturation factors uniform in [1 - v, 1 + v] (0.6..1.4 by
+    default) and a hue shift uniform in [-hue, hue] of the colour circle, applied in this order.
+
+    Brightness scales the image, contrast blends it with its mean luma, saturation with each
+    pixel's luma (torchvision's definitions); the hue turns in HSV space. All zero: the identity.
+    """
+    check_batch(x, rgb=True)
+    n = x.shape[0]
+    ranges = [_factor_range(k, v) for k, v in (("brightness", brightness), ("contrast", contrast),
+                                                 ("saturation", saturation))]
+    shift = check_number("hue", hue, 0.0, 0.5)
+    b, c, s = (uniform(generator, n, lo, hi, x.device)[:, None, None, None] for lo, hi in ranges)
+    turn = uniform(generator, n, -shift, shift, x.device)[:, None, None]
+    xf = x.float() / PIXEL_MAX
+    if ranges[0] != (1.0, 1.0):
+        xf = (xf * b).clamp(0, 1)
+    if ranges[1] != (1.0, 1.0):
+        mean = _luma(xf).mean(dim=(1, 2, 3), keepdim=True)
+        xf = ((xf - mean) * c + mean).clamp(0, 1)
+    if ranges[2] != (1.0, 1.0):
+        gray = _luma(xf)
+        xf = ((xf - gray) * s + gray).clamp(0, 1)
+    if shift > 0:
+        hsv = rgb_to_hsv(xf)
+        hsv = th.stack([(hsv[..., 0] + turn) % 1.0, hsv[..., 1], hsv[..., 2]], -1)
+        xf = hsv_to_rgb(hsv)
+    return as_pixels(xf * PIXEL_MAX, x)
