@@ -30,7 +30,7 @@ class AugmentConfig:
     )
     params: dict = field(
         default_factory=dict,
-        metadata=_help("settings per augmentation as a YAML mapping, e.g. '{crop: {pad: 8}, cutout: {max_frac: 0.5}}'"),
+        metadata=_help("settings per augmentation as a YAML mapping, e.g. '{crop: {pad: 8}, cutout: {max_frac: 0.5}}' (see heldout.agents.augmentations)"),
     )
 
     def __post_init__(self) -> None:
@@ -79,7 +79,7 @@ class UCBConfig:
         default=(),
         metadata=_help(
             "the bandit's arms, comma separated; empty: the published eight on images, "
-            "every augmentation valid on grids (cutout, dropout) on mazes"
+            "every augmentation valid on grids (crop, cutout, dropout, translate) on mazes"
         ),
     )
 

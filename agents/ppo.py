@@ -23,6 +23,7 @@ the next ``train()`` and then cleared.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -197,7 +198,9 @@ class HeldoutPPO(PPO):
         else:  # features is a (policy, value) pair
             latent_pi = policy.mlp_extractor.forward_actor(features[0])
             latent_vf = policy.mlp_extractor.forward_critic(features[1])
-        distribution = policy._get_action_dist_from_latent(latent_pi)
+        # sb3 reuses one Distribution object per policy: copy it, so that a later forward pass (DrAC's
+        # augmented branch) does not overwrite the distribution a PPOLoss holds.
+        distribution = copy.copy(policy._get_action_dist_from_latent(latent_pi))
         log_prob = distribution.log_prob(actions)
         values = policy.value_net(latent_vf)
         return values, log_prob, distribution.entropy(), distribution, features

@@ -10,12 +10,14 @@ Every augmentation takes an (N, H, W, C) uint8 or float batch (CPU or CUDA) and 
 ``torch.Generator``, and returns a batch of the same shape, dtype and value range
 (contract: :mod:`heldout.agents.augmentations.registry`).
 
-Valid on the maze family's symbolic observations (``valid_on_grids()``): ``cutout`` and
-``dropout``, which hide cells as empty floor and keep every channel a valid code. The others
-are not invariances there: the egocentric view always has the agent at the bottom centre
-facing up and the actions turn left / right, so a flip swaps which turn is which, a rotation
-or a shift (crop, translate) changes what lies ahead, and the colour augmentations mix the
-wall, goal and direction channels, which are codes, not colours.
+Valid on the maze family's symbolic observations (``valid_on_grids()``): ``crop`` and
+``translate``, which move the whole view by a cell or so, the agent's own cell with it, so
+what lies ahead of the agent stays ahead of it (border cells repeat or show as floor, as
+pixels do on Procgen); ``cutout`` and ``dropout``, which hide cells as empty floor. All four
+keep every channel a valid code. The others are not invariances there: the view always faces
+the way the agent does and the actions turn left / right, so a flip swaps which turn is
+which, a rotation shows what lies beside or behind the agent as if it were ahead, and the
+colour augmentations mix the wall, goal and direction channels, which are codes, not colours.
 """
 
 from heldout.agents.augmentations import colour, geometric, occlusion
@@ -30,11 +32,10 @@ from heldout.agents.augmentations.registry import (
     valid_on_grids,
 )
 
-_SHIFT = "it moves the walls relative to the agent's fixed cell, so forward is blocked where it was free"
 _COLOUR = "it mixes or rescales the wall, goal and direction channels, which are codes, not colours"
 
-register("crop", geometric.crop, why_not_on_grids=_SHIFT)
-register("translate", geometric.translate, why_not_on_grids=_SHIFT)
+register("crop", geometric.crop, grids=True)
+register("translate", geometric.translate, grids=True)
 register(
     "flip",
     geometric.flip,
@@ -43,8 +44,8 @@ register(
 register(
     "rotate",
     geometric.rotate,
-    why_not_on_grids="the egocentric view always faces up; a rotated one shows what lies beside or behind the agent "
-    "as if it were ahead",
+    why_not_on_grids="the egocentric view always faces the agent's way; a rotated one shows what lies beside or "
+    "behind the agent as if it were ahead",
 )
 register("cutout", occlusion.cutout, grids=True)
 register("cutout_colour", occlusion.cutout_colour, why_not_on_grids="its random colour writes invalid codes into the "

@@ -1,4 +1,8 @@
-"""Augmentations that move pixels: crop, translate, flip, rotate (DrAC paper settings by default)."""
+"""Augmentations that move pixels: crop, translate, flip, rotate (DrAC paper settings by default).
+
+Shifts default to 3/16 of the image side: the published 12 pixels on 64x64 Procgen frames, one
+cell on the maze's 5x5 view.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,15 @@ from collections.abc import Sequence
 import torch as th
 
 from heldout.agents.augmentations.registry import check_batch, check_int, check_number, integers, uniform
+
+SHIFT_FRAC = 12 / 64
+"""Default pad / shift as a fraction of the image side (12 pixels at 64)."""
+
+
+def _default_shift(x: th.Tensor, name: str, value: int | None) -> int:
+    if value is None:
+        return round(SHIFT_FRAC * min(x.shape[1], x.shape[2]))
+    return check_int(name, value)
 
 
 def _shifted(x: th.Tensor, generator: th.Generator, max_shift: int, *, replicate: bool) -> th.Tensor:
@@ -24,19 +37,20 @@ def _shifted(x: th.Tensor, generator: th.Generator, max_shift: int, *, replicate
     return out
 
 
-def crop(x: th.Tensor, generator: th.Generator, *, pad: int = 12) -> th.Tensor:
-    """Replicate-pad each image by ``pad`` pixels, then crop it back to H x W at a random offset.
+def crop(x: th.Tensor, generator: th.Generator, *, pad: int | None = None) -> th.Tensor:
+    """Replicate-pad each image by ``pad`` pixels (default 3/16 of its side: 12 at 64), then crop
+    it back to H x W at a random offset.
 
     Done as one gather with clamped indices (no padded copy); ``pad=0`` is the identity.
     """
     check_batch(x)
-    return _shifted(x, generator, check_int("pad", pad), replicate=True)
+    return _shifted(x, generator, _default_shift(x, "pad", pad), replicate=True)
 
 
-def translate(x: th.Tensor, generator: th.Generator, *, max_shift: int = 12) -> th.Tensor:
-    """Shift each image by up to ``max_shift`` pixels in each direction, filling with zeros."""
+def translate(x: th.Tensor, generator: th.Generator, *, max_shift: int | None = None) -> th.Tensor:
+    """Shift each image by up to ``max_shift`` pixels (default 3/16 of its side) each way, filling with zeros."""
     check_batch(x)
-    return _shifted(x, generator, check_int("max_shift", max_shift), replicate=False)
+    return _shifted(x, generator, _default_shift(x, "max_shift", max_shift), replicate=False)
 
 
 def flip(x: th.Tensor, generator: th.Generator, *, p: float = 0.5, horizontal: bool = False) -> th.Tensor:
