@@ -125,11 +125,11 @@ def test_grayscale_and_hsv_by_hand():
     x = th.tensor([[[[10, 20, 30]]]], dtype=th.uint8)
     assert A.get("grayscale")(x, gen()).flatten().tolist() == [18, 18, 18]  # 0.299*10 + 0.587*20 + 0.114*30
     rgb = th.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5], [0.2, 0.4, 0.8]])
-    hsv = colour.rgb_to_hsv(rgb)
+    hsv = colour.rgb_to_hsv(rgb.T).T  # the functions take channel planes first
     assert th.allclose(hsv[:3], th.tensor([[0.0, 1.0, 1.0], [1 / 3, 1.0, 1.0], [0.0, 0.0, 0.5]]))
     assert th.allclose(hsv[3], th.tensor([0.6111111, 0.75, 0.8]))  # h = (4 + (0.2-0.4)/0.6) / 6
-    assert th.allclose(colour.hsv_to_rgb(hsv), rgb, atol=1e-6)
-    round_trip = th.rand(1000, 3, generator=gen())
+    assert th.allclose(colour.hsv_to_rgb(hsv.T).T, rgb, atol=1e-6)
+    round_trip = th.rand(3, 1000, generator=gen())
     assert th.allclose(colour.hsv_to_rgb(colour.rgb_to_hsv(round_trip)), round_trip, atol=1e-5)
 
 

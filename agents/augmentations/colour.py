@@ -53,24 +53,26 @@ def _factor_range(name: str, value: float) -> tuple[float, float]:
 
 
 def rgb_to_hsv(rgb: th.Tensor) -> th.Tensor:
-    """(..., 3) RGB in [0, 1] -> (..., 3) hue in [0, 1), saturation, value."""
-    r, g, b = rgb.unbind(-1)
-    maxc, _ = rgb.max(-1)
-    minc, _ = rgb.min(-1)
-    delta = maxc - minc
+    """(3, ...) RGB planes in [0, 1] -> (3, ...) planes of hue in [0, 1), saturation, value."""
+    r, g, b = rgb
+    maxc = th.maximum(th.maximum(r, g), b)
+    delta = maxc - th.minimum(th.minimum(r, g), b)
     safe = th.where(delta > 0, delta, th.ones_like(delta))
     hue = th.where(maxc == r, ((g - b) / safe) % 6, th.where(maxc == g, (b - r) / safe + 2, (r - g) / safe + 4))
     hue = th.where(delta > 0, hue / 6, th.zeros_like(hue))
     sat = th.where(maxc > 0, delta / th.where(maxc > 0, maxc, th.ones_like(maxc)), th.zeros_like(maxc))
-    return th.stack([hue, sat, maxc], -1)
+    return th.stack([hue, sat, maxc])
 
 
 def hsv_to_rgb(hsv: th.Tensor) -> th.Tensor:
-    """Inverse of :func:`rgb_to_hsv`: channel k = V - V S clamp(min(m, 4 - m), 0, 1), m = (n_k + 6H) mod 6."""
-    hue, sat, val = hsv.unbind(-1)
-    offsets = th.tensor([5.0, 3.0, 1.0], device=hsv.device, dtype=hsv.dtype)
-    m = (offsets + 6 * hue[..., None]) % 6
-    return val[..., None] - (val * sat)[..., None] * th.minimum(m, 4 - m).clamp(0, 1)
+    """Inverse of :func:`rgb_to_hsv`: plane k = V - V S clamp(min(m, 4 - m), 0, 1), m = (n_k + 6H) mod 6."""
+    hue, sat, val = hsv
+    chroma = val * sat
+    planes = []
+    for offset in (5.0, 3.0, 1.0):
+        m = (offset + 6 * hue) % 6
+        planes.append(val - chroma * th.minimum(m, 4 - m).clamp(0, 1))
+    return th.stack(planes)
 
 
 def colour_jitter(
@@ -93,19 +95,19 @@ def colour_jitter(
     ranges = [_factor_range(k, v) for k, v in (("brightness", brightness), ("contrast", contrast),
                                                  ("saturation", saturation))]
     shift = check_number("hue", hue, 0.0, 0.5)
-    b, c, s = (uniform(generator, n, lo, hi, x.device)[:, None, None, None] for lo, hi in ranges)
+    b, c, s = (uniform(generator, n, lo, hi, x.device)[:, None, None] for lo, hi in ranges)
     turn = uniform(generator, n, -shift, shift, x.device)[:, None, None]
-    xf = x.float() / PIXEL_MAX
+    planes = x.permute(3, 0, 1, 2).float() / PIXEL_MAX  # (3, N, H, W): each channel one contiguous plane
+    luma = th.tensor(LUMA, device=x.device)[:, None, None, None]
     if ranges[0] != (1.0, 1.0):
-        xf = (xf * b).clamp(0, 1)
+        planes = (planes * b).clamp(0, 1)
     if ranges[1] != (1.0, 1.0):
-        mean = _luma(xf).mean(dim=(1, 2, 3), keepdim=True)
-        xf = ((xf - mean) * c + mean).clamp(0, 1)
+        mean = (planes * luma).sum(0).mean(dim=(1, 2), keepdim=True)
+        planes = ((planes - mean) * c + mean).clamp(0, 1)
     if ranges[2] != (1.0, 1.0):
-        gray = _luma(xf)
-        xf = ((xf - gray) * s + gray).clamp(0, 1)
+        gray = (planes * luma).sum(0)
+        planes = ((planes - gray) * s + gray).clamp(0, 1)
     if shift > 0:
-        hsv = rgb_to_hsv(xf)
-        hsv = th.stack([(hsv[..., 0] + turn) % 1.0, hsv[..., 1], hsv[..., 2]], -1)
-        xf = hsv_to_rgb(hsv)
-    return as_pixels(xf * PIXEL_MAX, x)
+        hue, sat, val = rgb_to_hsv(planes)
+        planes = hsv_to_rgb(th.stack([(hue + turn) % 1.0, sat, val]))
+    return as_pixels(planes.permute(1, 2, 3, 0) * PIXEL_MAX, x)
