@@ -58,12 +58,17 @@ class DrACConfig:
     """DrAC's regulariser: loss += alpha * (KL(pi(.|x) || pi(.|aug x)) + (V(aug x) - V(x))^2)."""
 
     alpha: float = field(default=0.1, metadata=_help("weight alpha_r of DrAC's regulariser (drac, ucb_drac)"))
+    fraction: float = field(
+        default=1.0,
+        metadata=_help("share of each minibatch the regulariser is computed on (1: as published; less is faster)"),
+    )
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         _check_number("drac", "alpha", self.alpha, low=0)
+        _check_number("drac", "fraction", self.fraction, low=0, high=1, low_open=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,7 +5,9 @@
   ``alpha * (G_pi + G_V)`` (``extra_loss``), with ``G_pi = KL(pi(.|x) || pi(.|aug x))`` and
   ``G_V = (V(aug x) - V(x))^2`` averaged over the minibatch; the raw branch is detached, so
   the regulariser's gradient flows only through the augmented branch. The raw branch is the
-  PPO loss's own forward pass: only the augmented one is extra.
+  PPO loss's own forward pass: only the augmented one is extra. ``drac.fraction`` < 1 computes
+  the regulariser on that share of each minibatch (a uniformly random subset: the same
+  expectation, more variance) to cut the extra pass's cost; 1 (the default) is as published.
 * ``ucb_drac`` (:class:`UCBDrACPPO`): DrAC whose augmentation a :class:`UCBBandit` chooses
   before each update; the arm's reward is the mean return of the episodes that end during the
   rollout that follows (no episode ended: that rollout gives no reward).
@@ -116,19 +118,23 @@ class RADPPO(AugmentingPPO):
         return self.augment(batch.observations)
 
 
-def _detached(distribution: Distribution) -> th.distributions.Distribution:
-    """The torch distribution behind an sb3 one, cut from the graph (categorical or diagonal normal)."""
+def _detached(distribution: Distribution, count: int | None = None) -> th.distributions.Distribution:
+    """The torch distribution behind an sb3 one for its first ``count`` samples (all: None), cut from
+    the graph (categorical or diagonal normal)."""
     inner = distribution.distribution
     if isinstance(inner, th.distributions.Categorical):
-        return th.distributions.Categorical(logits=inner.logits.detach())
+        return th.distributions.Categorical(logits=inner.logits[:count].detach())
     if isinstance(inner, th.distributions.Normal):
-        return th.distributions.Normal(inner.loc.detach(), inner.scale.detach())
+        return th.distributions.Normal(inner.loc[:count].detach(), inner.scale[:count].detach())
     raise TypeError(f"DrAC's KL term supports discrete and Box actions, not {type(distribution).__name__}")
 
 
 def policy_kl(raw: Distribution, augmented: Distribution) -> th.Tensor:
-    """Per sample KL(raw || augmented), the raw side detached; summed over action dimensions."""
-    kl = th.distributions.kl_divergence(_detached(raw), augmented.distribution)
+    """Per sample KL(raw || augmented), the raw side detached (its first samples, as many as
+    ``augmented`` has); summed over action dimensions."""
+    aug = augmented.distribution
+    count = (aug.logits if isinstance(aug, th.distributions.Categorical) else aug.loc).shape[0]
+    kl = th.distributions.kl_divergence(_detached(raw, count), aug)
     return kl.sum(-1) if kl.dim() > 1 else kl
 
 
@@ -136,13 +142,16 @@ class DrACPPO(AugmentingPPO):
     """DrAC: PPO on raw observations plus alpha * (G_pi + G_V) on one augmented copy per minibatch."""
 
     def extra_loss(self, batch: RolloutBufferSamples, loss: PPOLoss) -> dict[str, th.Tensor]:
-        actions = batch.actions
+        # The minibatch is a uniformly random slice of the rollout, so its first `count` samples are a
+        # uniformly random subset: the regulariser's estimate keeps its expectation (drac.fraction).
+        count = max(1, round(self.drac_config.fraction * len(batch.observations)))
+        actions = batch.actions[:count]
         if isinstance(self.action_space, gym.spaces.Discrete):
             actions = actions.long().flatten()
-        values_aug, _, _, dist_aug, _ = self.evaluate(self.augment(batch.observations), actions)
+        values_aug, _, _, dist_aug, _ = self.evaluate(self.augment(batch.observations[:count]), actions)
         alpha = self.drac_config.alpha
         g_pi = policy_kl(loss.distribution, dist_aug).mean()
-        g_v = (values_aug.flatten() - loss.values.detach()).pow(2).mean()
+        g_v = (values_aug.flatten() - loss.values[:count].detach()).pow(2).mean()
         return {"drac_policy": alpha * g_pi, "drac_value": alpha * g_v}
 
 

@@ -116,8 +116,9 @@ def test_drac_regulariser_is_zero_for_the_identity_augmentation():
     assert abs(loss.extra["drac_policy"]) < 1e-7 and abs(loss.extra["drac_value"]) < 1e-10
 
 
-def test_drac_loss_is_the_ppo_loss_plus_alpha_times_the_regulariser():
-    model = make("drac", augment=AugmentConfig("crop"), drac=DrACConfig(alpha=0.5))
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_drac_loss_is_the_ppo_loss_plus_alpha_times_the_regulariser(fraction):
+    model = make("drac", augment=AugmentConfig("crop"), drac=DrACConfig(alpha=0.5, fraction=fraction))
     batch = first_batch(model)
     state = model.augment_generator.get_state()
     loss = model.compute_loss(batch, 0.2, 0.2)
@@ -125,10 +126,11 @@ def test_drac_loss_is_the_ppo_loss_plus_alpha_times_the_regulariser():
     assert loss.total.item() == pytest.approx(ppo_part.item() + loss.extra["drac_policy"] + loss.extra["drac_value"])
     # by hand: the same augmented draw, the KL of two categoricals and a squared value gap
     model.augment_generator.set_state(state)
+    count = int(len(batch.observations) * fraction)  # the regulariser's share of the minibatch: its first samples
     with th.no_grad():
-        actions = batch.actions.long().flatten()
-        v_raw, _, _, d_raw, _ = model.evaluate(batch.observations, actions)
-        v_aug, _, _, d_aug, _ = model.evaluate(model.augment(batch.observations), actions)
+        actions = batch.actions[:count].long().flatten()
+        v_raw, _, _, d_raw, _ = model.evaluate(batch.observations[:count], actions)
+        v_aug, _, _, d_aug, _ = model.evaluate(model.augment(batch.observations[:count]), actions)
         assert d_raw is not d_aug  # each forward pass keeps its own distribution
         p, q = d_raw.distribution.probs, d_aug.distribution.probs
         kl = (p * (p.log() - q.log())).sum(1).mean().item()
@@ -278,6 +280,7 @@ def test_maze_observations_accept_only_grid_augmentations():
         (lambda: AugmentConfig("crop", {"crop": {"pad": -1}}), "pad must be an integer >= 0"),
         (lambda: AugmentConfig("crop", {"cutuot": {}}), "Did you mean 'cutout'"),
         (lambda: DrACConfig(alpha=-0.1), r"drac.alpha must be a number in \[0, inf\)"),
+        (lambda: DrACConfig(fraction=0.0), r"drac.fraction must be a number in \(0, 1\]"),
         (lambda: UCBConfig(window=0), "ucb.window must be an integer >= 1"),
         (lambda: UCBConfig(c=float("nan")), "ucb.c"),
         (lambda: UCBConfig(augmentations=("crop", "crop")), "names an augmentation twice"),
