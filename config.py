@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from heldout.agents import NetworkConfig, PPOConfig
+from heldout.agents import AugmentConfig, DrACConfig, NetworkConfig, PPOConfig, UCBConfig
 from heldout.userfiles import read_text
 
 
@@ -71,6 +71,9 @@ class TrainConfig:
     agent: str = field(default="ppo", metadata=_help("agent (see heldout.agents.names())"))
     ppo: PPOConfig = field(default_factory=PPOConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    drac: DrACConfig = field(default_factory=DrACConfig)
+    ucb: UCBConfig = field(default_factory=UCBConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     steps: int = field(default=1_000_000, metadata=_help("total environment steps"))
@@ -103,6 +106,8 @@ class TrainConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"bad value device={self.device!r}: use auto, cpu, cuda or cuda:N")
         self.ppo.validate()
+        for section in (self.augment, self.drac, self.ucb):
+            section.validate()
 
 
 # -- presets -----------------------------------------------------------------------------------

@@ -137,8 +137,10 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
     env: VecEnv = level_env
     if cfg.ppo.normalize_reward:
         env = VecNormalize(level_env, norm_obs=False, norm_reward=True, gamma=cfg.ppo.gamma)
+    settings = {section: getattr(cfg, section) for section in agents.sections(cfg.agent)}
     model = agents.make(
-        cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=agents.resolve_device(cfg.device)
+        cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=agents.resolve_device(cfg.device),
+        **settings,
     )
     space = family.level_space(**options)
     try:
@@ -459,6 +461,7 @@ SHORT_FLAGS = {
     "--train-levels": "env.num_train_levels",
     "--sampler": "sampler.name",
     "--agent": "agent",
+    "--augment": "augment.name",
     "--steps": "steps",
     "--seed": "seed",
     "--device": "device",

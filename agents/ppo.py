@@ -23,6 +23,7 @@ the next ``train()`` and then cleared.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,6 +135,14 @@ class HeldoutPPO(PPO):
         if getattr(self.policy.features_extractor, "channels_last", False):
             use_channels_last(self.policy)
 
+    # -- agent state in checkpoints -------------------------------------------------------------
+    def agent_state_dict(self) -> dict[str, Any]:
+        """State a subclass keeps beyond the policy and optimiser (plain data, for checkpoints)."""
+        return {}
+
+    def load_agent_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`agent_state_dict` returned (called after the policy and optimiser)."""
+
     # -- loss mask ------------------------------------------------------------------------------
     def set_loss_mask(self, mask: np.ndarray | None) -> None:
         """Mask samples of the current rollout out of the next update (1 = learn, 0 = no gradient).
@@ -189,7 +198,9 @@ class HeldoutPPO(PPO):
         else:  # features is a (policy, value) pair
             latent_pi = policy.mlp_extractor.forward_actor(features[0])
             latent_vf = policy.mlp_extractor.forward_critic(features[1])
-        distribution = policy._get_action_dist_from_latent(latent_pi)
+        # sb3 reuses one Distribution object per policy: copy it, so that a later forward pass (DrAC's
+        # augmented branch) does not overwrite the distribution a PPOLoss holds.
+        distribution = copy.copy(policy._get_action_dist_from_latent(latent_pi))
         log_prob = distribution.log_prob(actions)
         values = policy.value_net(latent_vf)
         return values, log_prob, distribution.entropy(), distribution, features

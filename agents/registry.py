@@ -1,7 +1,9 @@
 """Agents by name: ``make("ppo", env, ppo=PPOConfig(), network=NetworkConfig(), seed=0)``.
 
 An agent builder takes the training env and the two configs and returns a ready
-:class:`HeldoutPPO` (or subclass). Later agents (RAD, DrAC, UCB-DrAC) register here.
+:class:`HeldoutPPO` (or subclass). An agent with settings of its own declares the config
+sections it reads (``register("drac", build, sections=("augment", "drac"))``); ``make`` passes
+them on by keyword and ``sections(name)`` tells the trainer which ones to hand over.
 """
 
 from __future__ import annotations
@@ -35,15 +37,26 @@ class AgentBuilder(Protocol):
 
 
 _AGENTS: dict[str, AgentBuilder] = {}
+_SECTIONS: dict[str, tuple[str, ...]] = {}
 
 
-def register(name: str, builder: AgentBuilder, *, replace: bool = False) -> AgentBuilder:
-    """Add an agent builder under ``name``."""
+def register(
+    name: str, builder: AgentBuilder, *, replace: bool = False, sections: tuple[str, ...] = ()
+) -> AgentBuilder:
+    """Add an agent builder under ``name``; ``sections``: the config sections it takes by keyword."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"agent names are non-empty strings, got {name!r}")
     check_new_name("agent", name, _AGENTS, builder, replace=replace)
     _AGENTS[name] = builder
+    _SECTIONS[name] = tuple(sections)
     return builder
+
+
+def sections(name: str) -> tuple[str, ...]:
+    """The config sections (beyond ``ppo`` and ``network``) that agent ``name`` reads."""
+    if name not in _AGENTS:
+        raise unknown_name_error("agent", name, names())
+    return _SECTIONS[name]
 
 
 def names() -> list[str]:
@@ -61,8 +74,12 @@ def make(
     device: str | th.device = "auto",
     tensorboard_log: str | None = None,
     verbose: int = 0,
+    **settings: Any,
 ) -> HeldoutPPO:
     """Build agent ``name`` on ``env`` (a VecEnv or a single Gymnasium env).
+
+    ``settings``: the agent's own config sections by name (see :func:`sections`), e.g.
+    ``augment=AugmentConfig("crop")`` for ``rad``; a section it does not read is an error.
 
     ``device="auto"`` picks CUDA when available. With ``ppo.normalize_reward`` the env is
     wrapped in ``VecNormalize(norm_obs=False, norm_reward=True, gamma=ppo.gamma)`` unless it
@@ -81,6 +98,9 @@ def make(
         raise ValueError(f"seed must be an integer >= 0 (or None), got {seed!r}")
     if not isinstance(verbose, int):
         raise ValueError(f"verbose must be an integer, got {verbose!r}")
+    foreign = sorted(set(settings) - set(_SECTIONS[name]))
+    if foreign:
+        raise TypeError(f"agent {name!r} reads no settings {foreign[0]!r}; it reads {list(_SECTIONS[name]) or 'none'}")
     return _AGENTS[name](
         env,
         ppo=ppo,
@@ -89,6 +109,7 @@ def make(
         device=resolve_device(device),
         tensorboard_log=tensorboard_log,
         verbose=verbose,
+        **settings,
     )
 
 
@@ -178,13 +199,16 @@ def _make_ppo(
     device: th.device,
     tensorboard_log: str | None,
     verbose: int,
+    cls: type[HeldoutPPO] = HeldoutPPO,
+    **model_kwargs: Any,
 ) -> HeldoutPPO:
+    """Build ``cls`` (HeldoutPPO or a subclass, given ``model_kwargs``) with the PPO config's settings."""
     venv = HeldoutPPO._wrap_env(env, verbose)
     kwargs = ppo.sb3_kwargs(venv.num_envs)  # checks the minibatch split before anything is built
     pk = policy_kwargs(network, ppo, venv.observation_space, env_family(venv))
     if ppo.normalize_reward and not is_vecenv_wrapped(venv, VecNormalize):
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=ppo.gamma)
-    return HeldoutPPO(
+    return cls(
         ActorCriticPolicy,
         venv,
         policy_kwargs=pk,
@@ -193,6 +217,7 @@ def _make_ppo(
         tensorboard_log=tensorboard_log,
         verbose=verbose,
         **kwargs,
+        **model_kwargs,
     )
 
 
