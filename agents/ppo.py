@@ -347,11 +347,3 @@ class HeldoutPPO(PPO):
         if clip_range_vf is not None:
             record("train/clip_range_vf", clip_range_vf)
         record("train/masked_fraction", masked_fraction)
-
-    # -- checkpoints ----------------------------------------------------------------------------
-    def agent_state_dict(self) -> dict[str, Any]:
-        """Agent state beyond the policy and optimiser that a checkpoint must keep (plain data)."""
-        return {}
-
-    def load_agent_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`agent_state_dict`."""

@@ -13,6 +13,9 @@ import torch
 
 from heldout import checkpoint
 from heldout.cli import main
+from heldout.envs.maze.space import MazeLevelSpace
+
+MAZE_SPACE = MazeLevelSpace()  # maze checkpoints hold levels, read with the family's level space
 
 MAZE = [
     "--env", "maze", "--env.num_envs", "8", "--ppo.n_steps", "64", "--ppo.n_minibatches", "2",
@@ -48,7 +51,7 @@ def test_ucb_drac_with_plr_on_procgen(tmp_path):
     assert {"train/drac_policy", "train/drac_value", "ucb/chosen", "level_sampler/num_seen"} <= set(tags)
     assert {f"ucb/{kind}/{arm}" for kind in ("q", "count") for arm in ("crop", "random_conv", "colour_jitter")} <= set(tags)
     assert all(0 <= arm < 8 for arm in tags["ucb/chosen"])
-    state = checkpoint.load(run / "checkpoints" / "latest.pt")["agent"]
+    state = checkpoint.load(run / "checkpoints" / "latest.pt", MAZE_SPACE)["agent"]
     assert sum(state["bandit"]["pulls"]) <= 2 and state["pending_arm"] in range(8)
 
 
@@ -98,19 +101,19 @@ def test_killed_ucb_drac_run_resumes_bit_identical(tmp_path):
     while proc.poll() is None and time.time() < deadline:  # kill it once its bandit holds some rewards
         if ckpt.exists():
             try:
-                if sum(checkpoint.load(ckpt)["agent"]["bandit"]["pulls"]) >= 2:
+                if sum(checkpoint.load(ckpt, MAZE_SPACE)["agent"]["bandit"]["pulls"]) >= 2:
                     break
             except ValueError:  # caught between write and rename: try again
                 pass
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    stopped = checkpoint.load(ckpt)
+    stopped = checkpoint.load(ckpt, MAZE_SPACE)
     assert 0 < stopped["num_timesteps"] < int(steps), "the run must be killed part way"
     assert sum(stopped["agent"]["bandit"]["pulls"]) >= 2
 
     assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
-    a, b = (checkpoint.load(r / "checkpoints" / "latest.pt") for r in (whole, killed))
+    a, b = (checkpoint.load(r / "checkpoints" / "latest.pt", MAZE_SPACE) for r in (whole, killed))
     for name in a["policy"]:
         assert torch.equal(a["policy"][name], b["policy"][name]), name
     assert a["agent"]["bandit"] == b["agent"]["bandit"] and a["agent"]["pending_arm"] == b["agent"]["pending_arm"]
