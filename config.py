@@ -150,19 +150,30 @@ def _maze_lstm_preset() -> TrainConfig:
     return cfg
 
 
-PRESETS = {"maze": _maze_preset, "maze_lstm": _maze_lstm_preset, "procgen": _procgen_preset}
+def _small_preset() -> TrainConfig:
+    """The maze preset's small, quick PPO for any other family (MiniGrid, ``gym:<id>``, plug-ins),
+    evaluated on the one held-out set every family has: ``test``."""
+    cfg = _maze_preset()
+    cfg.env.test_levels = ("test",)
+    return cfg
+
+
+PRESETS = {"maze": _maze_preset, "maze_lstm": _maze_lstm_preset, "procgen": _procgen_preset, "small": _small_preset}
 
 
 def preset_for_env(env_name: str) -> str:
     """The preset that suits an environment family: ``procgen`` for Procgen games (also named
-    by their short name or Gymnasium id), else ``maze``."""
+    by their short name or Gymnasium id), ``maze`` for mazes (and unknown names, reported when
+    the run is built), else ``small``."""
     from heldout import envs
 
     try:
         env_name = envs.get(env_name).name
     except KeyError:
-        pass  # an unknown name is reported, with suggestions, when the run is built
-    return "procgen" if env_name.startswith("procgen/") else "maze"
+        return "maze"  # an unknown name is reported, with suggestions, when the run is built
+    if env_name.startswith("procgen/"):
+        return "procgen"
+    return "maze" if env_name == "maze" else "small"
 
 
 def preset(name: str) -> TrainConfig:

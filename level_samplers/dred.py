@@ -78,6 +78,8 @@ class DREDSampler(PLRSampler):
         score_ema_alpha, eps_greedy_epsilon, seed: as for PLR.
     """
 
+    needs_finite_levels = True  # the training levels are pinned in the buffer
+
     name = "dred"
     trains_on_new_levels = False
 

@@ -83,6 +83,8 @@ def test_resume_refuses_config_changes(tmp_path):
 def test_procgen_preset_follows_any_spelling_of_a_procgen_game(name):
     assert config.preset_for_env(name) == "procgen"
     assert config.preset_for_env("maze") == "maze"
+    assert config.preset_for_env("gym:MiniGrid-SimpleCrossingS9N1-v0") == "small"  # evaluated on `test` only
+    assert config.preset("small").env.test_levels == ("test",)
 
 
 def test_maze_lstm_preset_is_the_maze_job_with_the_recurrent_agent():
