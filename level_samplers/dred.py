@@ -278,14 +278,8 @@ class DREDSampler(PLRSampler):
             if not grounded_score > held[slot - self.num_train]:
                 return None
             del self._index[self._levels[slot]]
-        self._levels[slot] = level
-        self._index[level] = slot
-        self._scores[slot] = value
-        self._seen[slot] = True
-        self._last_sampled[slot] = self._episode_count
-        self._max_returns[slot] = np.nan
+        self._place(slot, level, value)
         self._grounded[slot] = grounded_value
-        self._in_flight[slot] = False
         self._accepted += 1
         return slot
 

@@ -300,6 +300,11 @@ class PLRSampler(LevelSampler):
             evicted = self._levels[slot]
             del self._index[evicted]
             self._on_evict(evicted)
+        self._place(slot, level, value)
+        return slot
+
+    def _place(self, slot: int, level: Level, value: float) -> None:
+        """Put ``level`` with score ``value`` into buffer ``slot``, fresh (just sampled, no return yet)."""
         self._levels[slot] = level
         self._index[level] = slot
         self._scores[slot] = value
@@ -307,7 +312,6 @@ class PLRSampler(LevelSampler):
         self._last_sampled[slot] = self._episode_count
         self._max_returns[slot] = np.nan
         self._in_flight[slot] = False
-        return slot
 
     def _eviction_slot(self) -> int:
         """The member of a full buffer that a better new level replaces: the lowest-scored."""
