@@ -71,10 +71,10 @@ def test_every_registry_words_unknown_and_taken_names_alike():
     assert unknown_name_message("thing", "zzz", ["bar"], listed_as="Things") == "unknown thing 'zzz'. Things: bar"
     with pytest.raises(KeyError) as err:
         envs.get("coinrunn")  # close to a short alias: aliases are suggested, only full names listed
-    assert err.value.args[0].startswith(
-        "unknown environment 'coinrunn'. Did you mean 'coinrun', 'procgen/coinrun'? Available: maze, "
-    )
-    assert ", procgen/bigfish, " in err.value.args[0]  # minigrid/<name> families sit between, where installed
+    message = err.value.args[0]
+    assert message.startswith("unknown environment 'coinrunn'. Did you mean 'coinrun', 'procgen/coinrun'? Available: ")
+    # (families other tests registered, gym:<id> or minigrid/<name>, may sit between)
+    assert ", procgen/bigfish, " in message and ("Available: maze, " in message or ", maze, " in message)
     with pytest.raises(KeyError, match=r"unknown level sampler 'unifrom'\. Did you mean 'uniform'\? Available: accel, dr, dred, plr"):
         level_samplers.get("unifrom")
     with pytest.raises(ValueError, match=r"unknown Procgen game 'ninj'\. Did you mean 'ninja'\? Games: bigfish, "):
