@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "heldout.train",
     "heldout.evaluate",
     "heldout.dred",
+    "heldout.experiments.sweep",
 )
 
 

@@ -474,9 +474,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", metavar="DIR", help="where logs, checkpoints and the report go")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_settings(parser, "settings (defaults of the maze preset shown)")
+
+
+def add_settings(parser: argparse.ArgumentParser, title: str) -> None:
+    """A flag for every setting (``--ppo.lr``, and the short ones such as ``--sampler``); unset
+    flags leave no attribute, so only the settings given on the command line are overrides."""
     defaults = config.preset("maze")
     short = {v: k for k, v in SHORT_FLAGS.items()}
-    group = parser.add_argument_group("settings (defaults of the maze preset shown)")
+    group = parser.add_argument_group(title)
     for name, kind, f in config.leaf_fields(TrainConfig):
         flags = list(dict.fromkeys([short.get(name, f"--{name}"), f"--{name}"]))
         help_text = f.metadata.get("help", "")

@@ -1,0 +1,1 @@
+"""Experiments over many runs: sweeps of configs x seeds (``heldout sweep``) and their comparison."""
