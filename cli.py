@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "heldout.evaluate",
     "heldout.dred",
     "heldout.experiments.sweep",
+    "heldout.experiments.compare",
 )
 
 

@@ -1,0 +1,291 @@
+"""``heldout compare``: methods over seeds, with the statistics the field uses (rliable).
+
+Per method (a sweep's ``method``, or for bare run directories a label from the config), over its
+runs (seeds): the train score, each held-out set's score and the gap against each set, as the
+interquartile mean (IQM) with a stratified-bootstrap 95% interval; and, on each held-out set, the
+probability that a run of one method scores higher than a run of another (Mann-Whitney U
+statistic, averaged over tasks; here one task), with its interval. The bootstrap is rliable's
+(``get_interval_estimates``), seeded, so the output is deterministic.
+
+Writes ``compare.md``, ``compare.json`` and PNG plots (:mod:`heldout.experiments.plots`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import scipy.stats
+
+from heldout import report
+from heldout.cli import UsageError
+from heldout.experiments.sweep import INDEX, is_finished
+
+BOOTSTRAP_REPS = 2000
+BOOTSTRAP_SEED = 0
+
+
+@dataclass
+class Run:
+    """A finished run: its label, final report and periodic evaluations."""
+
+    name: str
+    method: str
+    report: dict[str, Any]
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def method_label(cfg: dict[str, Any]) -> str:
+    """``plr``, ``ucb_drac+plr``, ``dr`` ...: the agent (unless plain ppo) and the sampler."""
+    agent = cfg.get("agent", "ppo")
+    sampler = cfg.get("sampler", {}).get("name", "uniform")
+    return sampler if agent == "ppo" else f"{agent}+{sampler}"
+
+
+def _read_run(run_dir: Path, name: str, method: str | None) -> Run:
+    result = report.read_json(run_dir / "report.json")
+    evaluations = []
+    path = run_dir / "evaluations.jsonl"
+    if path.exists():
+        evaluations = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return Run(name, method or method_label(result.get("config", {})), result, evaluations)
+
+
+def load(paths: list[Path]) -> tuple[list[Run], list[str]]:
+    """The finished runs under ``paths`` (a sweep directory, or run directories) and a line for
+    each run left out (unfinished or failed)."""
+    runs, left_out = [], []
+    for path in paths:
+        if (path / INDEX).is_file():
+            for entry in report.read_json(path / INDEX)["runs"]:
+                run_dir = path / entry["name"]
+                if is_finished(run_dir):
+                    runs.append(_read_run(run_dir, entry["name"], entry["method"]))
+                else:
+                    left_out.append(f"{entry['name']} ({entry['status']}{': ' + entry['error'] if entry.get('error') else ''})")
+        elif (path / "report.json").is_file() or (path / "config.yaml").is_file():
+            if is_finished(path):
+                runs.append(_read_run(path, path.name, None))
+            else:
+                left_out.append(f"{path.name} (unfinished)")
+        else:
+            raise UsageError(f"{path} is neither a run directory (report.json) nor a sweep directory ({INDEX}); check the path")
+    if not runs:
+        raise UsageError("no finished runs to compare" + (f" (left out: {', '.join(left_out)})" if left_out else ""))
+    for key in ("env", "score_unit"):
+        values = {str(r.report.get(key)) for r in runs}
+        if len(values) > 1:
+            raise UsageError(f"the runs mix {key} values ({', '.join(sorted(values))}); compare runs of one environment")
+    return runs, left_out
+
+
+def held_out_sets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{set: {"score": ..., "gap": ...}}``; older reports hold only ``test`` / ``gap``."""
+    return result.get("test_sets") or {"test": {"score": result["test"], "gap": result["gap"]}}
+
+
+def final_scores(result: dict[str, Any], metric: str) -> dict[str, float]:
+    """``train``, each held-out set, and ``gap NAME`` for each: means of one run (``metric``
+    ``score`` or ``return``)."""
+
+    def value(stats: dict[str, Any]) -> float:
+        return float(stats["mean"] if metric == "score" else stats[metric]["mean"])
+
+    out = {"train": value(result["train"])}
+    for name, entry in held_out_sets(result).items():
+        out[name] = value(entry["score"])
+    for name, entry in held_out_sets(result).items():
+        out[f"gap {name}"] = value(entry["gap"])
+    return out
+
+
+def by_method(runs: list[Run]) -> dict[str, list[Run]]:
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.method, []).append(run)
+    return groups
+
+
+def _rng() -> np.random.RandomState:
+    return np.random.RandomState(BOOTSTRAP_SEED)
+
+
+@contextmanager
+def _seeded_bootstrap() -> Iterator[None]:
+    """rliable's stratified bootstrap draws from numpy's global generator (its random_state
+    reaches only arch's part): seed that too, and restore it afterwards."""
+    state = np.random.get_state()
+    np.random.seed(BOOTSTRAP_SEED)
+    try:
+        with warnings.catch_warnings():  # arch's notice about its future default generator
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        np.random.set_state(state)
+
+
+def iqm_intervals(values: dict[str, np.ndarray]) -> dict[str, list[dict[str, float]]]:
+    """Per key, per column of its (runs x columns) array: the IQM over runs with a
+    stratified-bootstrap 95% interval. Columns are rliable's tasks: runs are resampled within
+    each column, so every column's interval is its own bootstrap, all in one pass."""
+    from rliable import library
+
+    def iqm_per_column(scores: np.ndarray) -> np.ndarray:
+        # rliable's aggregate_iqm (scipy's 25% trimmed mean) of each column, in one call
+        return scipy.stats.trim_mean(scores, proportiontocut=0.25, axis=0)
+
+    with _seeded_bootstrap():
+        point, interval = library.get_interval_estimates(values, iqm_per_column, reps=BOOTSTRAP_REPS, random_state=_rng())
+    return {
+        k: [{"iqm": float(point[k][j]), "ci_low": float(interval[k][0][j]), "ci_high": float(interval[k][1][j])}
+            for j in range(values[k].shape[1])]
+        for k in values
+    }
+
+
+def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> float:
+    """P(X > Y) + P(X = Y) / 2 over all pairs of runs, averaged over tasks: the Mann-Whitney U
+    statistic over n_x n_y that rliable's ``metrics.probability_of_improvement`` computes with
+    scipy, by broadcasting (rliable's loop is the bootstrap's bottleneck; a test checks equality)."""
+    x, y = scores_x[:, None, :], scores_y[None, :, :]
+    return float(np.mean((x > y) + 0.5 * (x == y)))
+
+
+def improvement(values: dict[str, np.ndarray]) -> dict[str, dict[str, dict[str, float]]]:
+    """P(a run of X scores higher than a run of Y) for every ordered pair of methods, with intervals
+    (rliable's stratified independent bootstrap; P(Y > X) = 1 - P(X > Y) on the same resamples)."""
+    from rliable import library
+
+    names = list(values)
+    pairs = {f"{x}\t{y}": (values[x], values[y]) for i, x in enumerate(names) for y in names[i + 1:]}
+    out: dict[str, dict[str, dict[str, float]]] = {x: {} for x in values}
+    if not pairs:
+        return out
+    with _seeded_bootstrap():
+        point, interval = library.get_interval_estimates(
+            pairs, probability_of_improvement, reps=BOOTSTRAP_REPS, random_state=_rng()
+        )
+    for key in pairs:
+        x, y = key.split("\t")
+        p = float(np.ravel(point[key])[0])
+        low, high = (float(v) for v in np.ravel(interval[key])[:2])
+        out[x][y] = {"p": p, "ci_low": low, "ci_high": high}
+        out[y][x] = {"p": 1.0 - p, "ci_low": 1.0 - high, "ci_high": 1.0 - low}
+    return out
+
+
+def curves(groups: dict[str, list[Run]], column: str, metric: str) -> dict[str, dict[str, list[float]]]:
+    """Per method: the steps every run evaluated at, and the IQM with its interval at each."""
+    out = {}
+    for method, runs in groups.items():
+        per_run = [{e["steps"]: final_scores(e, metric).get(column) for e in r.evaluations} for r in runs]
+        steps = sorted(set.intersection(*(set(s for s, v in p.items() if v is not None) for p in per_run)))
+        if not steps:
+            continue
+        stats = iqm_intervals({method: np.array([[p[s] for s in steps] for p in per_run])})[method]
+        out[method] = {"steps": steps, **{key: [st[key] for st in stats] for key in ("iqm", "ci_low", "ci_high")}}
+    return out
+
+
+def compare(runs: list[Run], metric: str = "score") -> dict[str, Any]:
+    """Every aggregate of :mod:`heldout.experiments.compare` as plain data."""
+    groups = by_method(runs)
+    table = {m: [final_scores(r.report, metric) for r in rs] for m, rs in groups.items()}
+    columns = list(dict.fromkeys(c for rows in table.values() for row in rows for c in row))
+    sets = [c for c in columns if c != "train" and not c.startswith("gap ")]
+    methods: dict[str, dict[str, Any]] = {m: {"runs": len(rs), "seeds": [r.name for r in rs]} for m, rs in groups.items()}
+    for m, rows in table.items():
+        present = [c for c in columns if all(c in row for row in rows)]
+        stats = iqm_intervals({m: np.array([[row[c] for c in present] for row in rows])})[m]
+        methods[m].update(zip(present, stats))
+    better = {s: improvement({m: np.array([[row[s]] for row in rows]) for m, rows in table.items()}) for s in sets}
+    return {
+        "metric": metric,
+        "score_unit": runs[0].report.get("score_unit", "score"),
+        "env": runs[0].report.get("env"),
+        "columns": columns,
+        "held_out_sets": sets,
+        "methods": methods,
+        "probability_of_improvement": better,
+        "curves": {c: curves(groups, c, metric) for c in ["train", *sets]},
+        "bootstrap": {"reps": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED, "interval": "95% stratified bootstrap (rliable), percentile"},
+    }
+
+
+def _cell(stats: dict[str, float] | None) -> str:
+    return "-" if stats is None else f"{stats['iqm']:.3f} [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
+
+
+def markdown(result: dict[str, Any], left_out: list[str]) -> str:
+    """The comparison as Markdown: the IQM table and one improvement matrix per held-out set."""
+    cols = result["columns"]
+    lines = [
+        f"# Comparison: {result['env']} ({result['score_unit']}, {result['metric']})",
+        "",
+        "Interquartile mean over runs (seeds) with stratified-bootstrap 95% intervals "
+        f"(rliable, {result['bootstrap']['reps']} resamples). `gap X` is train minus held-out set X: lower is better.",
+        "",
+        "| method | runs | " + " | ".join(cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for m, stats in result["methods"].items():
+        lines.append(f"| {m} | {stats['runs']} | " + " | ".join(_cell(stats.get(c)) for c in cols) + " |")
+    if any(s["runs"] < 2 for s in result["methods"].values()):
+        lines += ["", "A method with one run has no spread: its interval is that run's value."]
+    for s, matrix in result["probability_of_improvement"].items():
+        methods = list(matrix)
+        lines += ["", f"## Probability of improvement on `{s}`", "",
+                  f"P(a run of the row's method scores higher on {s} than a run of the column's), 95% interval.", "",
+                  "| | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for x in methods:
+            cells = ["-" if x == y else f"{matrix[x][y]['p']:.2f} [{matrix[x][y]['ci_low']:.2f}, {matrix[x][y]['ci_high']:.2f}]"
+                     for y in methods]
+            lines.append(f"| {x} | " + " | ".join(cells) + " |")
+    if left_out:
+        lines += ["", "Left out (not finished): " + ", ".join(left_out)]
+    return "\n".join(lines) + "\n"
+
+
+def write(result: dict[str, Any], left_out: list[str], out: Path) -> list[Path]:
+    """compare.md, compare.json and the plots into ``out``; returns the paths written."""
+    from heldout.experiments import plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_text(out / "compare.md", markdown(result, left_out))
+    report.write_json(out / "compare.json", {**result, "left_out": left_out})
+    return [out / "compare.md", out / "compare.json", *plots.write_all(result, out)]
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths]
+    runs, left_out = load(paths)
+    if left_out:
+        print(f"heldout compare: left out {len(left_out)} unfinished runs: {', '.join(left_out)}")
+    if args.metric != "score" and any(args.metric not in r.report["train"] for r in runs):
+        raise UsageError(f"the runs have no {args.metric!r} scores; use --metric score")
+    result = compare(runs, args.metric)
+    out = Path(args.out) if args.out else (paths[0] / "compare" if len(paths) == 1 and (paths[0] / INDEX).is_file() else Path("compare"))
+    written = write(result, left_out, out)
+    print(markdown(result, []))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare methods over seeds: IQM with intervals, probability of improvement, plots",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR|SWEEP_DIR", help="run directories, or one sweep directory")
+    p.add_argument("--out", metavar="DIR", help="where compare.md/json and the plots go (default SWEEP_DIR/compare or ./compare)")
+    p.add_argument("--metric", default="score", choices=("score", "return"), help="solve rate / normalised score, or raw return")
+    p.set_defaults(func=run)

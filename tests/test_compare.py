@@ -1,0 +1,158 @@
+"""``heldout compare`` on synthetic run and sweep directories with known scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heldout.cli import main
+from heldout.experiments import compare
+
+
+@pytest.fixture(autouse=True)
+def fewer_resamples(monkeypatch):
+    """Point estimates do not depend on the resample count; 200 keep the tests quick."""
+    monkeypatch.setattr(compare, "BOOTSTRAP_REPS", 200)
+
+
+def stats(mean: float) -> dict:
+    return {"mean": mean, "ci_low": mean, "ci_high": mean, "episodes": 10}
+
+
+def summary(train: float, test: float, ood: float) -> dict:
+    sets = {"test": test, "test_ood": ood}
+    return {
+        "train": stats(train),
+        "test": stats(test),
+        "gap": stats(train - test),
+        "test_sets": {s: {"score": stats(v), "gap": stats(train - v)} for s, v in sets.items()},
+    }
+
+
+def make_run(path: Path, sampler: str, train: float, test: float, ood: float, *, finished: bool = True,
+             curve: list[float] = (), env: str = "maze") -> Path:
+    path.mkdir(parents=True)
+    report = {"env": env, "score_unit": "solve rate", "steps": 1000, "finished": finished,
+              "config": {"agent": "ppo", "sampler": {"name": sampler}}, **summary(train, test, ood)}  # fmt: skip
+    (path / "report.json").write_text(json.dumps(report))
+    lines = [json.dumps({"steps": 100 * (i + 1), **summary(v, v / 2, v / 4)}) for i, v in enumerate(curve)]
+    (path / "evaluations.jsonl").write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def make_sweep(root: Path, methods: dict[str, list[tuple[float, float, float]]]) -> Path:
+    runs = []
+    for method, scores in methods.items():
+        for seed, (train, test, ood) in enumerate(scores):
+            make_run(root / f"{method}-s{seed}", method, train, test, ood, curve=[0.1 * (seed + 1), 0.2 * (seed + 1)])
+            runs.append({"name": f"{method}-s{seed}", "method": method, "seed": seed, "overrides": {},
+                         "status": "finished", "error": None, "wall_time_s": 1.0})  # fmt: skip
+    (root / "sweep.json").write_text(json.dumps({"heldout_sweep": 1, "spec": {}, "runs": runs}))
+    return root
+
+
+def test_iqm_is_the_mean_of_the_middle_half(tmp_path):
+    tests = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0]  # 8 runs: IQM = mean of 0.2, 0.3, 0.4, 0.5
+    sweep = make_sweep(tmp_path, {"plr": [(0.9, t, 0.5) for t in tests]})
+    runs, left_out = compare.load([sweep])
+    result = compare.compare(runs)
+    plr = result["methods"]["plr"]
+    assert plr["runs"] == 8 and left_out == []
+    assert plr["test"]["iqm"] == pytest.approx(0.35)
+    assert plr["gap test"]["iqm"] == pytest.approx(0.9 - 0.35)
+    assert plr["train"] == {"iqm": pytest.approx(0.9), "ci_low": pytest.approx(0.9), "ci_high": pytest.approx(0.9)}
+    assert 0.0 <= plr["test"]["ci_low"] < 0.35 < plr["test"]["ci_high"] <= 1.0
+
+
+def test_probability_of_improvement_identical_and_dominating_methods(tmp_path):
+    same = [(0.8, 0.3, 0.5), (0.8, 0.4, 0.6), (0.8, 0.5, 0.7)]
+    better = [(0.8, 0.6, 0.1), (0.8, 0.7, 0.2), (0.8, 0.9, 0.3)]
+    sweep = make_sweep(tmp_path, {"a": same, "b": same, "c": better})
+    result = compare.compare(compare.load([sweep])[0])
+    test = result["probability_of_improvement"]["test"]
+    assert test["a"]["b"]["p"] == pytest.approx(0.5) and test["b"]["a"]["p"] == pytest.approx(0.5)
+    assert test["c"]["a"]["p"] == pytest.approx(1.0) and test["a"]["c"]["p"] == pytest.approx(0.0)
+    ood = result["probability_of_improvement"]["test_ood"]
+    assert ood["c"]["a"]["p"] == pytest.approx(0.0)  # worse on every seed of that set
+    assert result["held_out_sets"] == ["test", "test_ood"]
+
+
+def test_deterministic_and_curves_aggregate_matching_steps(tmp_path):
+    sweep = make_sweep(tmp_path, {"uniform": [(0.9, 0.4, 0.5)] * 3})
+    first = compare.compare(compare.load([sweep])[0])
+    second = compare.compare(compare.load([sweep])[0])
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+    curve = first["curves"]["train"]["uniform"]
+    assert curve["steps"] == [100, 200]
+    assert curve["iqm"] == pytest.approx([0.2, 0.4])  # mean of 0.1, 0.2, 0.3 and of 0.2, 0.4, 0.6
+    assert first["curves"]["test"]["uniform"]["iqm"] == pytest.approx([0.1, 0.2])
+
+
+def test_compare_writes_markdown_json_and_plots(tmp_path, capsys):
+    sweep = make_sweep(tmp_path / "sweep", {"uniform": [(0.9, 0.4, 0.5)] * 2, "plr": [(0.8, 0.5, 0.6)] * 2})
+    make_run(tmp_path / "sweep" / "plr-s9", "plr", 0.1, 0.1, 0.1, finished=False)
+    index = json.loads((sweep / "sweep.json").read_text())
+    index["runs"].append({"name": "plr-s9", "method": "plr", "seed": 9, "overrides": {}, "status": "failed",
+                          "error": "boom", "wall_time_s": None})  # fmt: skip
+    (sweep / "sweep.json").write_text(json.dumps(index))
+    assert main(["compare", str(sweep)]) == 0
+    out = sweep / "compare"
+    for name in ("compare.md", "compare.json", "curves.png", "gaps.png", "improvement.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    data = json.loads((out / "compare.json").read_text())
+    assert data["methods"]["plr"]["test"]["iqm"] == pytest.approx(0.5)
+    assert data["methods"]["plr"]["runs"] == 2  # the failed seed is left out ...
+    assert data["left_out"] == ["plr-s9 (failed: boom)"]  # ... and listed
+    printed = capsys.readouterr().out
+    assert "| plr | 2 | 0.800 [0.800, 0.800] | 0.500 [0.500, 0.500]" in printed
+    assert "left out 1 unfinished runs" in printed
+
+
+def test_bare_run_directories_are_labelled_from_their_config(tmp_path):
+    a = make_run(tmp_path / "a", "plr", 0.9, 0.5, 0.5)
+    b = make_run(tmp_path / "b", "uniform", 0.9, 0.3, 0.5)
+    runs, _ = compare.load([a, b])
+    assert [r.method for r in runs] == ["plr", "uniform"]
+    assert compare.method_label({"agent": "ucb_drac", "sampler": {"name": "plr"}}) == "ucb_drac+plr"
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert result["methods"]["uniform"]["runs"] == 1
+
+
+@pytest.mark.parametrize(
+    "setup, problem",
+    [
+        (lambda p: [p / "missing"], "neither a run directory"),
+        (lambda p: [make_run(p / "x", "plr", 1, 1, 1, finished=False)], "no finished runs"),
+        (lambda p: [make_run(p / "x", "plr", 1, 1, 1), make_run(p / "y", "plr", 1, 1, 1, env="procgen/coinrun")],
+         "mix env values"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, setup, problem):
+    paths = setup(tmp_path)
+    assert main(["compare", *map(str, paths), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_iqm_interval_narrows_with_agreeing_seeds():
+    spread = compare.iqm_intervals({"m": np.array([[0.1], [0.5], [0.9], [0.3], [0.7]])})["m"][0]
+    tight = compare.iqm_intervals({"m": np.array([[0.49], [0.5], [0.51], [0.5], [0.5]])})["m"][0]
+    assert tight["ci_high"] - tight["ci_low"] < spread["ci_high"] - spread["ci_low"]
+
+
+def test_fast_statistics_equal_rliables():
+    from rliable import metrics
+
+    rng = np.random.default_rng(3)
+    for shape_x, shape_y in [((5, 1), (4, 1)), ((3, 2), (6, 2))]:
+        x, y = rng.integers(0, 4, shape_x) / 4, rng.integers(0, 4, shape_y) / 4  # with ties
+        assert compare.probability_of_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+    scores = rng.random((7, 3))
+    iqm = compare.iqm_intervals({"m": scores})["m"]
+    assert [s["iqm"] for s in iqm] == pytest.approx([metrics.aggregate_iqm(scores[:, j]) for j in range(3)])
