@@ -277,6 +277,25 @@ def log_evaluation(logger, prefix: str, summary: dict[str, Any]) -> None:
             logger.record(f"{prefix}/levels/{name}/{level}", stats["mean"])
 
 
+def scores_layout(test_sets: list[str]) -> dict[str, dict[str, list]]:
+    """TensorBoard's custom-scalars layout: train, every held-out set and every gap in one chart
+    (the tags :func:`log_evaluation` writes), periodic and final."""
+    def tags(prefix: str) -> list[str]:
+        return [f"{prefix}/train", *(f"{prefix}/sets/{s}" for s in test_sets), *(f"{prefix}/gaps/{s}" for s in test_sets)]
+
+    return {"heldout": {"train, held-out sets and gaps": ["Multiline", tags("eval")],
+                        "final evaluation": ["Multiline", tags("final")]}}
+
+
+def add_scores_layout(logger, test_sets: list[str]) -> None:
+    """Write :func:`scores_layout` to the run's TensorBoard files (once per start or resume)."""
+    for output in logger.output_formats:
+        writer = getattr(output, "writer", None)
+        if writer is not None:
+            writer.add_custom_scalars(scores_layout(test_sets))
+            writer.flush()
+
+
 def evaluate_and_log(setup: Setup, run_dir: Path, logger, episodes: int) -> dict[str, Any]:
     """A periodic evaluation: to TensorBoard (``eval/...``) and to ``evaluations.jsonl``."""
     summary = evaluate_all(setup, episodes)
@@ -412,6 +431,7 @@ def train(
     with signals.StopSignals(notice) as stop:
         open_run_dir(run_dir, cfg, None if state is None else state["num_timesteps"])
         setup.model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+        add_scores_layout(setup.model.logger, list(setup.test_sets))
         setup.started = time.time()
         if state is None:
             untrained = evaluate_all(setup, cfg.eval.episodes)

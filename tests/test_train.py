@@ -57,6 +57,23 @@ def tensorboard_tags(tb_dir: Path) -> set[str]:
     return tags
 
 
+def custom_scalar_charts(tb_dir: Path) -> dict[str, list[str]]:
+    """The custom-scalars layout written to a run's event files: chart title -> tags."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    charts: dict[str, list[str]] = {}
+    for events in tb_dir.rglob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(events)).Load():
+            for value in event.summary.value:
+                if value.tag == "custom_scalars__config__":
+                    layout = layout_pb2.Layout.FromString(value.tensor.string_val[0])
+                    for category in layout.category:
+                        for chart in category.chart:
+                            charts[chart.title] = list(chart.multiline.tag)
+    return charts
+
+
 def check_report(run: Path, steps: int) -> dict:
     report = json.loads((run / "report.json").read_text())
     for part in ("train", "test", "gap"):
@@ -81,6 +98,12 @@ def test_maze_end_to_end(tmp_path, capsys):
     assert 0.0 <= report["train"]["mean"] <= 1.0 and "return" in report["train"]
     tags = tensorboard_tags(run / "tb")
     assert {"eval/train", "eval/test", "eval/gap", "time/fps", "rollout/ep_len_mean", "train/value_loss"} <= tags
+    charts = custom_scalar_charts(run / "tb")
+    sets = ["test", "test_ood", "named"]
+    assert charts["train, held-out sets and gaps"] == [
+        "eval/train", *(f"eval/sets/{s}" for s in sets), *(f"eval/gaps/{s}" for s in sets)
+    ]
+    assert set(charts["train, held-out sets and gaps"]) <= tags  # the chart shows tags the run writes
     state = load_checkpoint(run)
     assert state["num_timesteps"] == 2048
     evaluations = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
