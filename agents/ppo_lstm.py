@@ -20,6 +20,7 @@ The LSTM state between rollouts is part of the agent's state: :meth:`agent_state
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -40,23 +41,9 @@ from heldout.agents.registry import env_family, policy_kwargs, register
 
 
 class MaskedRecurrentRolloutBuffer(RecurrentRolloutBuffer, MaskedRolloutBuffer):
-    """sb3-contrib's recurrent buffer whose per-step loss mask also leaves out masked steps.
-
-    ``keep`` (from :meth:`MaskedRolloutBuffer.set_keep`) does not remove steps, which would cut
-    sequences: it is multiplied into the samples' ``mask`` (1 = a real step, 0 = padding). A
-    minibatch with no kept step is yielded as ``None``.
-    """
-
-    def _get_samples(  # type: ignore[override]
-        self, batch_inds: np.ndarray, env_change: np.ndarray, env: VecNormalize | None = None
-    ) -> RecurrentRolloutBufferSamples | None:
-        if self.keep is None:
-            return super()._get_samples(batch_inds, env_change, env)
-        keep = self.keep[batch_inds]
-        if not keep.any():
-            return None
-        samples = super()._get_samples(batch_inds, env_change, env)
-        return samples._replace(mask=samples.mask * self.pad_and_flatten(keep.astype(np.float32)))
+    """sb3-contrib's recurrent buffer with :meth:`MaskedRolloutBuffer.set_keep`'s loss mask:
+    :meth:`HeldoutRecurrentPPO.minibatches` multiplies ``keep`` into each sequence's per-step
+    loss ``mask`` (masked steps stay in the sequence; they enter no loss term)."""
 
 
 class _RolloutEndLocals:
@@ -95,7 +82,6 @@ class HeldoutRecurrentPPO(RecurrentPPO):
     _wrap_env = staticmethod(HeldoutPPO._wrap_env)
     set_loss_mask = HeldoutPPO.set_loss_mask
     pending_loss_mask = HeldoutPPO.pending_loss_mask
-    minibatches = HeldoutPPO.minibatches
     loss_observations = HeldoutPPO.loss_observations
     extra_loss = HeldoutPPO.extra_loss
     optimize = HeldoutPPO.optimize
@@ -121,6 +107,13 @@ class HeldoutRecurrentPPO(RecurrentPPO):
         )
         if getattr(self.policy.features_extractor, "channels_last", False):
             use_channels_last(self.policy)
+
+        rows, left = divmod(self.batch_size, self.n_steps)
+        if left or self.n_envs % max(rows, 1):
+            raise ValueError(
+                f"ppo_lstm updates on whole environment rows: env.num_envs ({self.n_envs}) must be a multiple "
+                f"of ppo.n_minibatches ({self.n_envs * self.n_steps // self.batch_size}); change one of them"
+            )
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_loss_mask"]
@@ -162,6 +155,56 @@ class HeldoutRecurrentPPO(RecurrentPPO):
                 )
                 chunks.append(dist.distribution.probs.cpu().numpy())
         return np.concatenate(chunks).reshape(T, E, -1)
+
+    # -- the update (HeldoutPPO.train draws minibatches here and calls compute_loss) ------------
+    def minibatches(self) -> Iterator[RecurrentRolloutBufferSamples | None]:
+        """One epoch's minibatches: groups of whole environment rows, in a random order.
+
+        Each row of the rollout is one sequence of ``n_steps`` steps that starts from the LSTM
+        state stored at its first step and resets wherever an episode starts, so nothing is
+        padded (sb3-contrib cuts rows at episode starts and pads every piece to the longest: on
+        mazes most of its batch is padding, through the CNN too). A group whose steps are all
+        masked is yielded as ``None``. The loss is the same; only the minibatch grouping differs.
+        """
+        buf = self.rollout_buffer
+        T, E = buf.buffer_size, buf.n_envs
+        keep = None if buf.keep is None else buf.keep.reshape(E, T)  # set_keep's env-major order
+        rows = self.batch_size // T
+        order = np.random.permutation(E)
+        for start in range(0, E, rows):
+            group = order[start:start + rows]
+            if keep is not None and not keep[group].any():
+                yield None
+                continue
+            yield self._row_samples(group, None if keep is None else keep[group])
+
+    def _row_samples(self, group: np.ndarray, keep: np.ndarray | None) -> RecurrentRolloutBufferSamples:
+        """Rows ``group`` of the (step, env) buffer, row-major (each row one sequence)."""
+        buf = self.rollout_buffer
+        n, T = len(group), buf.buffer_size
+
+        def rows(arr: np.ndarray) -> th.Tensor:  # (T, E, ...) -> (n * T, ...)
+            part = arr[:, group].swapaxes(0, 1)
+            return buf.to_torch(part.reshape(n * T, *part.shape[2:]))
+
+        def first_state(arr: np.ndarray) -> th.Tensor:  # (T, layers, E, H) -> (layers, n, H)
+            return buf.to_torch(arr[0][:, group]).contiguous()
+
+        mask = np.ones((n, T), np.float32) if keep is None else keep.astype(np.float32)
+        return RecurrentRolloutBufferSamples(
+            observations=rows(buf.observations),
+            actions=rows(buf.actions),
+            old_values=rows(buf.values).flatten(),
+            old_log_prob=rows(buf.log_probs).flatten(),
+            advantages=rows(buf.advantages).flatten(),
+            returns=rows(buf.returns).flatten(),
+            lstm_states=RNNStates(
+                (first_state(buf.hidden_states_pi), first_state(buf.cell_states_pi)),
+                (first_state(buf.hidden_states_vf), first_state(buf.cell_states_vf)),
+            ),
+            episode_starts=rows(buf.episode_starts).flatten(),
+            mask=buf.to_torch(mask.reshape(-1)),
+        )
 
     # -- the loss (HeldoutPPO.train calls it per minibatch) -------------------------------------
     def compute_loss(
