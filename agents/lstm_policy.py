@@ -9,7 +9,9 @@
   sequence through the LSTM in one call. sb3-contrib cuts the rollout into sequences at episode
   starts, so within a sequence only its first step can start an episode; zeroing that
   sequence's initial state is then the same computation as sb3-contrib's step-by-step loop
-  (which it falls back to for any other layout), without a Python loop over time.
+  (which it falls back to for any other layout), without a Python loop over time. Training
+  sequences with episode starts inside (``ppo_lstm`` updates on whole rollout rows) are cut into
+  their episodes and run in a few whole-sequence calls (:func:`episode_outputs`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import gymnasium as gym
+import numpy as np
 import torch as th
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
@@ -77,6 +80,16 @@ class LSTMPolicy(RecurrentActorCriticPolicy):
         first = (keep * lstm_states[0], keep * lstm_states[1])
         return RecurrentActorCriticPolicy._process_sequence(features, first, th.zeros_like(episode_starts), lstm)
 
+    def sequence_outputs(
+        self, features: th.Tensor, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor, lstm: nn.LSTM
+    ) -> th.Tensor:
+        """The LSTM outputs of training sequences (the final states are not needed there)."""
+        n_seq = lstm_states[0].shape[1]
+        starts = episode_starts.reshape(n_seq, -1)
+        if th.any(starts[:, 1:] != 0.0):
+            return episode_outputs(features, lstm_states, starts, lstm)
+        return self._process_sequence(features, lstm_states, episode_starts, lstm)[0]
+
     def evaluate_sequences(
         self, obs: th.Tensor, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution, th.Tensor]:
@@ -89,9 +102,9 @@ class LSTMPolicy(RecurrentActorCriticPolicy):
         """
         features = self.extract_features(obs)
         pi_features, vf_features = (features, features) if self.share_features_extractor else features
-        latent_pi, _ = self._process_sequence(pi_features, lstm_states.pi, episode_starts, self.lstm_actor)
+        latent_pi = self.sequence_outputs(pi_features, lstm_states.pi, episode_starts, self.lstm_actor)
         if self.lstm_critic is not None:
-            latent_vf, _ = self._process_sequence(vf_features, lstm_states.vf, episode_starts, self.lstm_critic)
+            latent_vf = self.sequence_outputs(vf_features, lstm_states.vf, episode_starts, self.lstm_critic)
         elif self.shared_lstm:
             latent_vf = latent_pi  # one LSTM trained by the policy and the value loss (not detached)
         else:
@@ -99,3 +112,55 @@ class LSTMPolicy(RecurrentActorCriticPolicy):
         distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         return values, distribution.log_prob(actions), distribution.entropy(), distribution, features
+
+
+
+def episode_outputs(
+    features: th.Tensor, lstm_states: tuple[th.Tensor, th.Tensor], starts: th.Tensor, lstm: nn.LSTM
+) -> th.Tensor:
+    """The LSTM's outputs over sequences that reset where an episode starts, in the input's
+    (sequence, step) order: sb3-contrib's step-by-step loop computed in a few whole-sequence calls.
+
+    ``starts`` is (n_seq, length). Each sequence is cut into its episodes; the first piece of a
+    sequence starts from the sequence's state (zeroed if it starts an episode too), every other
+    piece from zeros. Pieces are sorted by length and run in buckets whose lengths are within a
+    factor of two, each bucket padded to its longest piece (padding at the end cannot reach a
+    real step's output): at most twice the real steps are computed, in ~log2(length) calls.
+    """
+    n_seq, length = starts.shape
+    flags = starts.detach().cpu().numpy() != 0.0
+    flags[:, 0] = True  # every sequence starts a piece
+    rows, begins = np.nonzero(flags)  # pieces in (sequence, step) order
+    ends = np.append(begins[1:], length)
+    ends[np.append(rows[1:] != rows[:-1], True)] = length  # a sequence's last piece runs to its end
+    lengths = ends - begins
+    keep = (1.0 - starts[:, 0]).view(1, n_seq, 1)
+    first_h, first_c = keep * lstm_states[0], keep * lstm_states[1]
+    order = np.argsort(-lengths, kind="stable")
+    outputs, positions = [], []
+    i = 0
+    while i < len(order):
+        j = i + int(np.sum(lengths[order[i:]] * 2 >= lengths[order[i]]))  # lengths sorted: a prefix
+        bucket = order[i:j]
+        step = np.concatenate([np.arange(n) for n in lengths[bucket]])
+        column = np.repeat(np.arange(len(bucket)), lengths[bucket])
+        flat = np.repeat(rows[bucket] * length + begins[bucket], lengths[bucket]) + step
+        index = (th.as_tensor(step), th.as_tensor(column))
+        padded = features.new_zeros(int(lengths[bucket[0]]), len(bucket), features.shape[1]).index_put(
+            index, features[th.as_tensor(flat)]
+        )
+        starts_row = th.as_tensor(np.where(begins[bucket] == 0, rows[bucket], -1))
+        first = starts_row >= 0
+        h0 = first_h.new_zeros(first_h.shape[0], len(bucket), first_h.shape[2])
+        c0 = th.zeros_like(h0)
+        if first.any():
+            columns = th.nonzero(first).flatten()
+            h0 = h0.index_copy(1, columns, first_h[:, starts_row[first]])
+            c0 = c0.index_copy(1, columns, first_c[:, starts_row[first]])
+        out, _ = lstm(padded, (h0, c0))
+        outputs.append(out[index])
+        positions.append(flat)
+        i = j
+    inverse = np.empty(n_seq * length, dtype=np.int64)
+    inverse[np.concatenate(positions)] = np.arange(n_seq * length)
+    return th.cat(outputs)[th.as_tensor(inverse)]

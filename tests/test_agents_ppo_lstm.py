@@ -11,7 +11,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from heldout import agents, envs, evaluation
 from heldout.agents import HeldoutRecurrentPPO, NetworkConfig, PPOConfig
-from heldout.agents.lstm_policy import LSTMPolicy, MazeDirectionNet
+from heldout.agents.lstm_policy import LSTMPolicy, MazeDirectionNet, episode_outputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N_ENVS, N_STEPS, HIDDEN = 4, 32, 16
@@ -155,6 +155,29 @@ def test_whole_sequence_lstm_calls_equal_the_step_by_step_loop():
     fast, _ = LSTMPolicy._process_sequence(features, states, starts.flatten(), lstm)
     loop, _ = RecurrentActorCriticPolicy._process_sequence(features, states, starts.flatten(), lstm)
     assert th.equal(fast, loop)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_episode_outputs_equal_the_step_by_step_loop_with_gradients(seed):
+    gen = th.Generator().manual_seed(seed)
+    lstm = th.nn.LSTM(5, 7)
+    n_seq, length = 4, 40
+    features = th.randn(n_seq * length, 5, generator=gen, requires_grad=True)
+    states = (th.randn(1, n_seq, 7, generator=gen), th.randn(1, n_seq, 7, generator=gen))
+    starts = (th.rand(n_seq, length, generator=gen) < 0.15).float()  # pieces of many lengths
+    starts[0, 0], starts[1, 0] = 1.0, 0.0  # a row that starts an episode, one that continues one
+    ours = episode_outputs(features, states, starts, lstm)
+    loop, _ = RecurrentActorCriticPolicy._process_sequence(features, states, starts.flatten(), lstm)
+    assert th.allclose(ours, loop, atol=1e-6)
+    weights = th.randn(loop.shape, generator=gen)
+    g_ours = th.autograd.grad((ours * weights).sum(), [features, *lstm.parameters()], retain_graph=True)
+    g_loop = th.autograd.grad((loop * weights).sum(), [features, *lstm.parameters()])
+    for a, b in zip(g_ours, g_loop):
+        assert th.allclose(a, b, atol=1e-5)
+    # an episode start cuts the gradient: a row's steps from a reset on do not depend on earlier steps
+    t = int(th.nonzero(starts[2, 1:])[0]) + 1
+    after = th.autograd.grad(ours.view(n_seq, length, 7)[2, t:].sum(), features)[0].view(n_seq, length, 5)
+    assert th.equal(after[2, :t], th.zeros(t, 5)) and after[2, t:].abs().sum() > 0
 
 
 # -- the loss mask --------------------------------------------------------------------------------
