@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         "episodes": episodes,
         "deterministic": bool(args.deterministic or cfg.eval.deterministic),
         "score_unit": setup.family.score_unit,
-        "score": evaluation.interval(scores["score"]),
-        **{unit: evaluation.interval(values) for unit, values in scores.items() if unit != "score"},
+        "score": evaluation.interval(scores["score"], episodes_run.levels),
+        **{unit: evaluation.interval(values, episodes_run.levels) for unit, values in scores.items() if unit != "score"},
     }
     rows = [("score (" + setup.family.score_unit + ")", result["score"])]
     rows += [(unit, result[unit]) for unit in scores if unit != "score"]

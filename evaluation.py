@@ -2,24 +2,22 @@
 
 Episodes are planned before they are played: episode k plays a fixed level (the set's levels
 in a seeded order, cycled; or draws from an unbounded set), and only planned episodes count,
-so short episodes are not over-represented. Scores come with a 95% confidence interval over
-episodes (normal approximation).
+so short episodes are not over-represented. Scores come with 95% intervals that respect that
+episodes are clustered by level (:mod:`heldout.intervals`).
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from heldout import intervals
 from heldout.envs import EnvFamily, Level, LevelSet
-
-Z95 = 1.959963984540054
-
 
 @dataclass
 class Episodes:
@@ -98,21 +96,18 @@ def run_episodes(
 # -- statistics -----------------------------------------------------------------------------------
 
 
-def interval(values: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """Mean and 95% confidence interval over episodes."""
-    x = np.asarray(values, dtype=np.float64)
-    mean = float(x.mean())
-    half = Z95 * float(x.std(ddof=1)) / math.sqrt(len(x)) if len(x) > 1 else 0.0
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "episodes": int(len(x))}
+def interval(values: Sequence[float] | np.ndarray, levels: Sequence[Level]) -> dict[str, Any]:
+    """Mean and 95% interval of episodes that played ``levels`` (:func:`intervals.level_interval`)."""
+    return intervals.level_interval(values, intervals.cluster_ids(levels))
 
 
-def difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """Mean of ``a`` minus mean of ``b`` with a 95% interval (independent samples)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    mean = float(a.mean() - b.mean())
-    var = (a.var(ddof=1) / len(a) if len(a) > 1 else 0.0) + (b.var(ddof=1) / len(b) if len(b) > 1 else 0.0)
-    half = Z95 * math.sqrt(var)
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half}
+def difference(
+    a: Sequence[float] | np.ndarray, a_levels: Sequence[Level], b: Sequence[float] | np.ndarray, b_levels: Sequence[Level]
+) -> dict[str, Any]:
+    """Mean of ``a`` minus mean of ``b`` with a 95% interval (:func:`intervals.gap_interval`)."""
+    return intervals.gap_interval(
+        np.asarray(a), intervals.cluster_ids(a_levels), np.asarray(b), intervals.cluster_ids(b_levels)
+    )
 
 
 def scores(family: EnvFamily, episodes: Episodes, env_options: dict | None = None) -> dict[str, np.ndarray]:
@@ -136,13 +131,20 @@ def summarise(family: EnvFamily, train: Episodes, test: Episodes, env_options: d
     """``train``, ``test`` and ``gap`` (train minus test): mean and 95% interval in the
     family's score unit, with the raw return and, where defined, the normalised score beside."""
     s_train, s_test = scores(family, train, env_options), scores(family, test, env_options)
-    result: dict[str, dict] = {"train": interval(s_train["score"]), "test": interval(s_test["score"])}
-    result["gap"] = difference(s_train["score"], s_test["score"])
-    for unit in ("return", "normalised", "solve_rate"):
-        if unit in s_train and not (unit == "solve_rate" and family.score_unit == "solve rate"):
-            result["train"][unit] = interval(s_train[unit])
-            result["test"][unit] = interval(s_test[unit])
-            result["gap"][unit] = difference(s_train[unit], s_test[unit])
+    result: dict[str, dict] = {}
+    for unit in ("score", "return", "normalised", "solve_rate"):
+        if unit not in s_train or (unit == "solve_rate" and family.score_unit == "solve rate"):
+            continue
+        stats = {
+            "train": interval(s_train[unit], train.levels),
+            "test": interval(s_test[unit], test.levels),
+            "gap": difference(s_train[unit], train.levels, s_test[unit], test.levels),
+        }
+        for part, value in stats.items():
+            if unit == "score":
+                result[part] = value
+            else:
+                result[part][unit] = value
     return result
 
 
@@ -153,7 +155,7 @@ def per_level(family: EnvFamily, episodes: Episodes, names: dict[Level, str], en
     for level, name in names.items():
         mine = [v for lv, v in zip(episodes.levels, values) if lv == level]
         if mine:
-            out[name] = interval(mine)
+            out[name] = interval(mine, [level] * len(mine))
     return out
 
 

@@ -112,7 +112,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"# heldout run: {result['env']}",
         "",
         f"{result['steps']:,} environment steps in {result['wall_time_s']:.0f} s. "
-        f"Scores are {unit}s with 95% confidence intervals over episodes.",
+        f"Scores are {unit}s with 95% intervals that respect how the episodes were drawn:",
+        "",
+        *interval_lines(result),
         "",
         "| | train levels | held-out test levels | gap (train - test) |",
         "|---|---|---|---|",
@@ -136,6 +138,21 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [yaml.safe_dump(result["config"], sort_keys=False).rstrip(), "```", "", "## Versions", ""]
     lines += [f"- {k}: {v}" for k, v in result["versions"].items()]
     return "\n".join(lines) + "\n"
+
+
+def interval_lines(result: dict[str, Any]) -> list[str]:
+    """One line per evaluated set: which interval, over how many levels and episodes."""
+    sets = {"train": result["train"], **{k: v["score"] for k, v in result.get("test_sets", {}).items()}}
+    sets.setdefault("test", result["test"])
+    lines = []
+    for name, stats in sets.items():
+        how = stats.get("interval", "normal approximation over episodes")
+        levels = f"{stats['levels']} levels, " if "levels" in stats else ""
+        lines.append(f"- {name}: {how} ({levels}{stats['episodes']} episodes)")
+    gap = result["gap"].get("interval")
+    if gap:
+        lines.append(f"- gaps: {gap}, train and held-out set resampled independently")
+    return lines
 
 
 def held_out_lines(result: dict[str, Any]) -> list[str]:
