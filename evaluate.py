@@ -70,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
         "episodes": episodes,
         "deterministic": bool(args.deterministic or cfg.eval.deterministic),
         "score_unit": setup.family.score_unit,
-        "score": evaluation.interval(scores["score"], episodes_run.levels),
-        **{unit: evaluation.interval(values, episodes_run.levels) for unit, values in scores.items() if unit != "score"},
+        **{
+            unit: evaluation.interval(values, episodes_run.levels, evaluation.is_proportion(setup.family, unit))
+            for unit, values in scores.items()
+        },
     }
     rows = [("score (" + setup.family.score_unit + ")", result["score"])]
     rows += [(unit, result[unit]) for unit in scores if unit != "score"]

@@ -96,9 +96,15 @@ def run_episodes(
 # -- statistics -----------------------------------------------------------------------------------
 
 
-def interval(values: Sequence[float] | np.ndarray, levels: Sequence[Level]) -> dict[str, Any]:
-    """Mean and 95% interval of episodes that played ``levels`` (:func:`intervals.level_interval`)."""
-    return intervals.level_interval(values, intervals.cluster_ids(levels))
+def interval(values: Sequence[float] | np.ndarray, levels: Sequence[Level], proportion: bool = False) -> dict[str, Any]:
+    """Mean and 95% interval of episodes that played ``levels`` (:func:`intervals.level_interval`;
+    ``proportion`` for solve rates)."""
+    return intervals.level_interval(values, intervals.cluster_ids(levels), proportion)
+
+
+def is_proportion(family: EnvFamily, unit: str) -> bool:
+    """Whether ``unit`` (a key of :func:`scores`) counts successes: a solve rate."""
+    return unit == "solve_rate" or (unit == "score" and family.score_unit == "solve rate")
 
 
 def difference(
@@ -135,9 +141,10 @@ def summarise(family: EnvFamily, train: Episodes, test: Episodes, env_options: d
     for unit in ("score", "return", "normalised", "solve_rate"):
         if unit not in s_train or (unit == "solve_rate" and family.score_unit == "solve rate"):
             continue
+        binary = is_proportion(family, unit)
         stats = {
-            "train": interval(s_train[unit], train.levels),
-            "test": interval(s_test[unit], test.levels),
+            "train": interval(s_train[unit], train.levels, binary),
+            "test": interval(s_test[unit], test.levels, binary),
             "gap": difference(s_train[unit], train.levels, s_test[unit], test.levels),
         }
         for part, value in stats.items():
@@ -155,7 +162,7 @@ def per_level(family: EnvFamily, episodes: Episodes, names: dict[Level, str], en
     for level, name in names.items():
         mine = [v for lv, v in zip(episodes.levels, values) if lv == level]
         if mine:
-            out[name] = interval(mine, [level] * len(mine))
+            out[name] = interval(mine, [level] * len(mine), is_proportion(family, "score"))
     return out
 
 

@@ -61,13 +61,16 @@ def is_proportion(values: np.ndarray) -> bool:
     return bool(np.all((values == 0) | (values == 1)))
 
 
-def level_interval(values: Sequence[float] | np.ndarray, clusters: Sequence[int] | np.ndarray) -> dict[str, Any]:
-    """Mean and 95% interval of episodes clustered by level (see the module docstring)."""
+def level_interval(
+    values: Sequence[float] | np.ndarray, clusters: Sequence[int] | np.ndarray, proportion: bool = False
+) -> dict[str, Any]:
+    """Mean and 95% interval of episodes clustered by level (see the module docstring);
+    ``proportion``: the values are successes (0 or 1), e.g. a solve rate."""
     x = np.asarray(values, dtype=np.float64)
     c = np.asarray(clusters)
     levels = len(np.unique(c))
     out: dict[str, Any] = {"mean": float(x.mean()), "episodes": int(len(x)), "levels": levels}
-    if is_proportion(x) and (levels == len(x) or levels == 1):
+    if proportion and is_proportion(x) and (levels == len(x) or levels == 1):
         low, high = clopper_pearson(int(x.sum()), len(x))
         return {**out, "ci_low": low, "ci_high": high, "interval": EXACT}
     means = bootstrap_means(x, c, RESAMPLES, np.random.default_rng(SEED))

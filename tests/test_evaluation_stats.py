@@ -9,19 +9,19 @@ from heldout.envs import LevelSet
 
 def test_proportions_of_one_episode_per_level_get_the_exact_interval():
     # Clopper-Pearson by hand: 0/20 -> [0, 1 - 0.025^(1/20)], 20/20 -> [0.025^(1/20), 1]
-    none = evaluation.interval([0.0] * 20, range(20))
-    every = evaluation.interval([1.0] * 20, range(20))
+    none = evaluation.interval([0.0] * 20, range(20), proportion=True)
+    every = evaluation.interval([1.0] * 20, range(20), proportion=True)
     assert (none["ci_low"], none["ci_high"]) == (0.0, pytest.approx(1 - 0.025 ** (1 / 20)))
     assert (every["ci_low"], every["ci_high"]) == (pytest.approx(0.025 ** (1 / 20)), 1.0)
     assert none["interval"] == every["interval"] == intervals.EXACT
     assert (every["levels"], every["episodes"]) == (20, 20)
-    half = evaluation.interval([1.0, 0.0] * 10, range(20))
+    half = evaluation.interval([1.0, 0.0] * 10, range(20), proportion=True)
     assert (half["ci_low"], half["ci_high"]) == (pytest.approx(0.2719578), pytest.approx(0.7280422))
 
 
 def test_clustered_episodes_give_a_wider_interval_than_independent_ones():
-    clustered = evaluation.interval([1.0] * 10 + [0.0] * 10, ["a"] * 10 + ["b"] * 10)  # 10 on each of 2 levels
-    spread = evaluation.interval([1.0, 0.0] * 10, range(20))  # 1 on each of 20 levels, same mean
+    clustered = evaluation.interval([1.0] * 10 + [0.0] * 10, ["a"] * 10 + ["b"] * 10, proportion=True)  # 10 on each of 2 levels
+    spread = evaluation.interval([1.0, 0.0] * 10, range(20), proportion=True)  # 1 on each of 20 levels
     assert clustered["mean"] == spread["mean"] == 0.5
     assert clustered["interval"] == intervals.BOOTSTRAP and clustered["levels"] == 2
     assert clustered["ci_high"] - clustered["ci_low"] > spread["ci_high"] - spread["ci_low"]
@@ -55,8 +55,8 @@ def test_gap_interval_accounts_for_both_sides():
     gap = evaluation.difference(train, train_levels, test, test_levels)
     assert gap["mean"] == pytest.approx(0.0)
     assert gap["interval"] == intervals.BOOTSTRAP
-    one_side = evaluation.interval(train, train_levels)
-    other = evaluation.interval(test, test_levels)
+    one_side = evaluation.interval(train, train_levels, proportion=True)
+    other = evaluation.interval(test, test_levels, proportion=True)
     width = gap["ci_high"] - gap["ci_low"]
     assert width > one_side["ci_high"] - one_side["ci_low"] - 1e-9
     assert width > other["ci_high"] - other["ci_low"]
@@ -75,3 +75,9 @@ def test_plan_draws_from_an_unbounded_set_reproducibly():
     full = LevelSet("full", draw=lambda rng: int(rng.integers(1 << 30)))
     assert evaluation.plan_levels(full, 5, seed=1) == evaluation.plan_levels(full, 5, seed=1)
     assert len(set(evaluation.plan_levels(full, 50, seed=1))) > 45
+
+
+def test_returns_that_happen_to_be_0_or_1_are_not_treated_as_proportions():
+    returns = evaluation.interval([0.0, 1.0, 0.0, 1.0], range(4))
+    assert returns["interval"] == intervals.BOOTSTRAP
+    assert evaluation.interval([0.0, 1.0, 0.0, 1.0], range(4), proportion=True)["interval"] == intervals.EXACT
