@@ -66,6 +66,9 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in HANDLED:
                 self._previous[sig] = signal.signal(sig, self._handle)
+            # A process started with these signals blocked (a child of a Ray worker inherits its
+            # mask) would never see them: a stop request would wait forever.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -76,3 +76,22 @@ def test_a_second_signal_stops_at_once(tmp_path):
     assert last.startswith("heldout train: stopped by SIGINT at once before the first checkpoint")
     assert f"--run-dir {run}" in last
     assert not (run / "checkpoints").exists() and not (run / "untrained.json").exists()
+
+
+def test_a_run_started_with_the_signal_blocked_still_stops_on_it(tmp_path):
+    """A child of a Ray worker inherits a mask that blocks SIGINT (``heldout sweep --backend ray``):
+    the trainer unblocks it, else the sweep's stop request would wait forever."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "heldout.cli", "train", *SLOW, "--eval.episodes", "6", "--run-dir", str(run)]
+    err = run.with_suffix(".err")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=err.open("w"),
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}),
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (run / "untrained.json").exists(), proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        proc.kill()  # never leave a 10M-step run behind
+    assert err.read_text().strip().splitlines()[-1].startswith("heldout train: stopped by SIGINT at ")
