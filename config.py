@@ -61,6 +61,14 @@ class EvalConfig:
     deterministic: bool = field(default=False, metadata=_help("greedy actions instead of sampling"))
 
 
+@dataclass
+class ProbeConfig:
+    interval: int = field(
+        default=0, metadata=_help("level-identity probe every N env steps and at the end (0: never)")
+    )
+    steps: int = field(default=64, metadata=_help("steps played on each training level per probe"))
+
+
 MAX_STEPS = 10**12
 """More environment steps than any run takes (25M is the Procgen protocol)."""
 
@@ -76,6 +84,7 @@ class TrainConfig:
     ucb: UCBConfig = field(default_factory=UCBConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     steps: int = field(default=1_000_000, metadata=_help("total environment steps"))
     seed: int = field(default=0, metadata=_help("random seed of the run"))
     device: str = field(default="auto", metadata=_help("torch device: auto (CUDA when present), cpu, cuda"))
@@ -97,6 +106,8 @@ class TrainConfig:
             (self.eval.episodes > 0, "eval.episodes", "at least 1"),
             (self.eval.final_episodes > 0, "eval.final_episodes", "at least 1"),
             (self.eval.num_envs > 0, "eval.num_envs", "at least 1"),
+            (self.probe.interval >= 0, "probe.interval", "0 (never) or a positive number of steps"),
+            (self.probe.steps >= 2, "probe.steps", "at least 2 (half fit the probe, half score it)"),
             (self.checkpoint_interval >= 0, "checkpoint_interval", "0 or a positive number of updates"),
             (self.torch_threads >= 0, "torch_threads", "0 (default) or a positive thread count"),
         ]

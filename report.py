@@ -79,8 +79,9 @@ def build(
     steps: int,
     wall_time: float,
     level_sets: dict[str, LevelSet],
+    probe: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    result = {
         "env": family.name,
         "score_unit": family.score_unit,
         "steps": int(steps),
@@ -100,6 +101,21 @@ def build(
         "config": config.to_dict(cfg),
         "versions": versions(),
     }
+    if probe is not None:
+        result["probe"] = probe
+    return result
+
+
+def probe_line(result: dict[str, Any]) -> str:
+    """The level-identity probe in one line (empty when the run had none)."""
+    p = result.get("probe")
+    if not p:
+        return ""
+    return (
+        f"level-identity probe ({p['levels']} training levels): accuracy {p['accuracy']:.3f} (chance {p['chance']:.3f}), "
+        f"bound log N - CE = {p['bound']:.3f} nats; shuffled-label control: accuracy {p['control']['accuracy']:.3f}, "
+        f"bound {p['control']['bound']:.3f}"
+    )
 
 
 def _fmt(stats: dict[str, Any]) -> str:
@@ -129,6 +145,8 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_fmt(result['test'][extra])} | {_fmt(result['gap'][extra])} |"
             )
     lines += held_out_lines(result)
+    if result.get("probe"):
+        lines += ["", "## Level-identity probe", "", probe_line(result) + "."]
     lines += ["", "## Level sets", ""]
     for key, desc in result["level_sets"].items():
         size = "unbounded" if desc["size"] is None else f"{desc['size']} levels"
@@ -197,5 +215,6 @@ def summary_lines(result: dict[str, Any]) -> str:
                 f"held-out {name}: {unit} {_fmt(entry['score'])}, gap {_fmt(entry['gap'])}"
                 for name, entry in (result.get("test_sets") or {}).items()
             ],
+            *([probe_line(result)] if result.get("probe") else []),
         ]
     )

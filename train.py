@@ -23,13 +23,14 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from heldout import checkpoint, config, envs, evaluation, report, signals, userfiles
+from heldout import checkpoint, config, envs, evaluation, probe, report, signals, userfiles
 from heldout.cli import UsageError
 from heldout.config import TrainConfig
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT = Path("checkpoints") / "latest.pt"
 EVALUATIONS = "evaluations.jsonl"
+PROBES = "probe.jsonl"
 
 
 # -- building the pieces ------------------------------------------------------------------------
@@ -132,6 +133,11 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
         torch.set_num_threads(cfg.torch_threads)
     options = dict(cfg.env.options)
     train_levels = load_level_set(family, cfg.env.train_set, cfg)
+    if cfg.probe.interval and not train_levels.finite:
+        raise UsageError(
+            f"--probe.interval needs a finite training set to tell its levels apart, but --env.train_set "
+            f"{cfg.env.train_set} is unbounded; train on a level set of N levels, or leave the probe off"
+        )
     test_sets = load_test_sets(family, cfg)
     level_env = family.make_vec(cfg.env.num_envs, train_levels, seed=cfg.seed, **options)
     env: VecEnv = level_env
@@ -228,6 +234,8 @@ class RunCallback(BaseCallback):
         if cfg.eval.interval and steps - self.last_eval_step >= cfg.eval.interval:
             self.last_eval_step = steps
             evaluate_and_log(self.setup, self.run_dir, self.logger, cfg.eval.episodes)
+        if cfg.probe.interval and steps // cfg.probe.interval > (steps - self.rollout_size) // cfg.probe.interval:
+            probe_and_log(self.setup, self.run_dir, self.logger)
         if cfg.checkpoint_interval and update % cfg.checkpoint_interval == 0:
             save_checkpoint(self.setup, self.run_dir, self.last_eval_step)
             return True
@@ -302,6 +310,16 @@ def evaluate_and_log(setup: Setup, run_dir: Path, logger, episodes: int) -> dict
     log_evaluation(logger, "eval", summary)
     report.append_jsonl(run_dir / EVALUATIONS, {"steps": setup.model.num_timesteps, **summary})
     return summary
+
+
+def probe_and_log(setup: Setup, run_dir: Path, logger) -> dict[str, Any]:
+    """The level-identity probe (:mod:`heldout.probe`): to TensorBoard (``probe/...``) and ``probe.jsonl``."""
+    cfg = setup.cfg
+    result = probe.run(setup.model, setup.family, setup.train_levels, cfg.probe.steps, cfg.seed + 2_000_003,
+                       cfg.env.options)  # fmt: skip
+    probe.log(logger, result)
+    report.append_jsonl(run_dir / PROBES, {"steps": setup.model.num_timesteps, **result})
+    return result
 
 
 def save_checkpoint(setup: Setup, run_dir: Path, last_eval_step: int) -> None:
@@ -392,16 +410,17 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
 
 
 def open_run_dir(run_dir: Path, cfg: TrainConfig, resume_step: int | None) -> None:
-    """Create the run directory with its config, or, on resume, drop the evaluation records
-    written after the checkpoint (they will be written again)."""
-    evaluations = run_dir / EVALUATIONS
+    """Create the run directory with its config, or, on resume, drop the evaluation and probe
+    records written after the checkpoint (they will be written again)."""
     if resume_step is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save_yaml(cfg, run_dir / CONFIG_FILE)
-        evaluations.unlink(missing_ok=True)
-    elif evaluations.exists():
-        kept = [line for line in evaluations.read_text().splitlines() if json.loads(line)["steps"] <= resume_step]
-        report.write_text(evaluations, "".join(line + "\n" for line in kept))
+    for records in (run_dir / EVALUATIONS, run_dir / PROBES):
+        if resume_step is None:
+            records.unlink(missing_ok=True)
+        elif records.exists():
+            kept = [line for line in records.read_text().splitlines() if json.loads(line)["steps"] <= resume_step]
+            report.write_text(records, "".join(line + "\n" for line in kept))
 
 
 def train(
@@ -456,6 +475,7 @@ def _finish(setup: Setup, run_dir: Path, untrained: dict[str, Any]) -> dict[str,
     cfg = setup.cfg
     final = evaluate_all(setup, cfg.eval.final_episodes, seed_offset=1)
     log_evaluation(setup.model.logger, "final", final)
+    final_probe = probe_and_log(setup, run_dir, setup.model.logger) if cfg.probe.interval else None
     setup.model.logger.dump(setup.model.num_timesteps)
     result = report.build(
         cfg,
@@ -465,6 +485,7 @@ def _finish(setup: Setup, run_dir: Path, untrained: dict[str, Any]) -> dict[str,
         steps=setup.model.num_timesteps,
         wall_time=setup.wall_time_before + time.time() - setup.started,
         level_sets={"train": setup.train_levels, **setup.test_sets},
+        probe=final_probe,
     )
     report.write(run_dir, result)
     setup.env.close()
