@@ -26,6 +26,13 @@ class UsageError(Exception):
     """A mistake the user can fix: printed as one line, exit code 2."""
 
 
+def command_parser(sub: argparse._SubParsersAction, name: str, help: str, doc: str | None) -> argparse.ArgumentParser:
+    """A subcommand's parser whose description is its module docstring, layout kept."""
+    return sub.add_parser(
+        name, help=help, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heldout",

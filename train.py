@@ -24,7 +24,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from heldout import checkpoint, config, envs, evaluation, probe, report, signals, userfiles
-from heldout.cli import UsageError
+from heldout.cli import UsageError, command_parser
 from heldout.config import TrainConfig
 
 CONFIG_FILE = "config.yaml"
@@ -612,13 +612,7 @@ def signal_name(signum: int) -> str:
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train an agent and report the generalisation gap",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
+    p = command_parser(sub, "train", "train an agent and report the generalisation gap", __doc__)
     add_arguments(p)
     p.set_defaults(func=run)
 

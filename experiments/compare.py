@@ -24,7 +24,7 @@ import numpy as np
 import scipy.stats
 
 from heldout import report
-from heldout.cli import UsageError
+from heldout.cli import UsageError, command_parser
 from heldout.experiments.sweep import INDEX, is_finished
 
 BOOTSTRAP_REPS = 2000
@@ -278,12 +278,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "compare",
-        help="compare methods over seeds: IQM with intervals, probability of improvement, plots",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
+    p = command_parser(
+        sub, "compare", "compare methods over seeds: IQM with intervals, probability of improvement, plots", __doc__
     )
     p.add_argument("paths", nargs="+", metavar="RUN_DIR|SWEEP_DIR", help="run directories, or one sweep directory")
     p.add_argument("--out", metavar="DIR", help="where compare.md/json and the plots go (default SWEEP_DIR/compare or ./compare)")

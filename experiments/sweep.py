@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from heldout import config, report, train
-from heldout.cli import UsageError
+from heldout.cli import UsageError, command_parser
 from heldout.experiments import spec as specs
 from heldout.experiments.spec import PlannedRun
 
@@ -278,12 +278,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sweep",
-        help="run methods x seeds, each an ordinary training run (local processes or Ray)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
+    p = command_parser(
+        sub, "sweep", "run methods x seeds, each an ordinary training run (local processes or Ray)", __doc__
     )
     p.add_argument("spec", nargs="?", metavar="SWEEP.yaml", help="a sweep file (see heldout.experiments.spec)")
     p.add_argument("--sweep-dir", metavar="DIR", help="where the runs and sweep.json go")
