@@ -11,3 +11,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def scalar_tags():
+    """A reader of the scalar tags in a TensorBoard directory's event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def read(tb_dir) -> set[str]:
+        tags: set[str] = set()
+        for events in tb_dir.rglob("events.out.tfevents.*"):
+            acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+            acc.Reload()
+            tags |= set(acc.Tags()["scalars"])
+        return tags
+
+    return read

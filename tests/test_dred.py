@@ -168,18 +168,7 @@ def cli_model(tmp_path_factory):
     return out
 
 
-def scalar_tags(tb_dir: Path) -> set[str]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tags: set[str] = set()
-    for events in tb_dir.rglob("events.out.tfevents.*"):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        tags |= set(acc.Tags()["scalars"])
-    return tags
-
-
-def test_dred_fit_writes_a_model_and_tensorboard_logs(cli_model):
+def test_dred_fit_writes_a_model_and_tensorboard_logs(cli_model, scalar_tags):
     model = load(cli_model)
     assert len(model.levels) == 6 and len(model.holdout) == 1  # 10% of 6, at least one
     assert model.fit_summary["epochs"] <= 20 and set(model.fit_summary["validity"]) == {"valid", "repaired", "dropped"}
@@ -234,7 +223,7 @@ MAZE_FAST = [
 ]  # fmt: skip
 
 
-def test_train_with_a_given_model_copies_it_into_the_run_and_resumes_without_refitting(tmp_path, cli_model):
+def test_train_with_a_given_model_copies_it_into_the_run_and_resumes_without_refitting(tmp_path, cli_model, scalar_tags):
     given = tmp_path / "given.pt"
     given.write_bytes(cli_model.read_bytes())
     run = tmp_path / "run"

@@ -18,17 +18,6 @@ MAZE_FAST = [
 ]  # fmt: skip
 
 
-def scalar_tags(tb_dir) -> set[str]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tags: set[str] = set()
-    for events in tb_dir.rglob("events.out.tfevents.*"):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        tags |= set(acc.Tags()["scalars"])
-    return tags
-
-
 def test_features_that_encode_the_level_are_read_out():
     rng = np.random.default_rng(0)
     steps, levels = 40, 10
@@ -52,7 +41,7 @@ def test_random_features_are_at_chance():
     assert result["control"]["bound"] < 0.2
 
 
-def test_train_with_the_probe_logs_it_and_reports_it(tmp_path, capsys):
+def test_train_with_the_probe_logs_it_and_reports_it(tmp_path, capsys, scalar_tags):
     run = tmp_path / "run"
     args = ["train", *MAZE_FAST, "--train-levels", "5", "--steps", "1024", "--probe.interval", "512",
             "--probe.steps", "8", "--eval.interval", "0", "--run-dir", str(run)]  # fmt: skip
