@@ -176,11 +176,11 @@ def summarise_sets(
     """:func:`summarise` against the first held-out set (``train``, ``test``, ``gap``), and
     ``test_sets``: per held-out set its ``score`` and its ``gap`` (train minus that set) and,
     for a set that names its levels (``metadata["names"]``), ``per_level`` scores."""
-    first = next(iter(tests))
-    result = summarise(family, train, tests[first], env_options)
+    summaries = {name: summarise(family, train, episodes, env_options) for name, episodes in tests.items()}
+    result = dict(summaries[next(iter(tests))])  # the first set's, bootstrapped once
     result["test_sets"] = {}
     for name, episodes in tests.items():
-        both = summarise(family, train, episodes, env_options)
+        both = summaries[name]
         entry: dict[str, dict] = {"score": both["test"], "gap": both["gap"]}
         level_names = level_sets[name].metadata.get("names") if level_sets[name].finite else None
         if level_names:
