@@ -107,10 +107,8 @@ def build(
 
 
 def probe_line(result: dict[str, Any]) -> str:
-    """The level-identity probe in one line (empty when the run had none)."""
-    p = result.get("probe")
-    if not p:
-        return ""
+    """The level-identity probe of a run that had one, in one line."""
+    p = result["probe"]
     return (
         f"level-identity probe ({p['levels']} training levels): accuracy {p['accuracy']:.3f} (chance {p['chance']:.3f}), "
         f"bound log N - CE = {p['bound']:.3f} nats; shuffled-label control: accuracy {p['control']['accuracy']:.3f}, "
@@ -164,12 +162,8 @@ def interval_lines(result: dict[str, Any]) -> list[str]:
     sets.setdefault("test", result["test"])
     lines = []
     for name, stats in sets.items():
-        how = stats.get("interval", "normal approximation over episodes")
-        levels = f"{stats['levels']} levels, " if "levels" in stats else ""
-        lines.append(f"- {name}: {how} ({levels}{stats['episodes']} episodes)")
-    gap = result["gap"].get("interval")
-    if gap:
-        lines.append(f"- gaps: {gap}, train and held-out set resampled independently")
+        lines.append(f"- {name}: {stats['interval']} ({stats['levels']} levels, {stats['episodes']} episodes)")
+    lines.append(f"- gaps: {result['gap']['interval']}, train and held-out set resampled independently")
     return lines
 
 

@@ -114,7 +114,6 @@ class LSTMPolicy(RecurrentActorCriticPolicy):
         return values, distribution.log_prob(actions), distribution.entropy(), distribution, features
 
 
-
 def episode_outputs(
     features: th.Tensor, lstm_states: tuple[th.Tensor, th.Tensor], starts: th.Tensor, lstm: nn.LSTM
 ) -> th.Tensor:
