@@ -15,8 +15,8 @@ COMMAND_MODULES = (
     "heldout.envs.cli",
     "heldout.envs.maze.cli",
     "heldout.train",
-    "heldout.evaluate",
-    "heldout.dred",
+    "heldout.evaluation.command",
+    "heldout.trainer.dred",
     "heldout.experiments.sweep",
     "heldout.experiments.compare",
 )

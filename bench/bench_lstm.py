@@ -19,7 +19,7 @@ import heldout  # noqa: F401  (first: quiets the legacy gym notice)
 
 
 def config_for(agent: str, args: argparse.Namespace):
-    from heldout import config
+    from heldout.trainer import config
 
     cfg = config.preset("maze")
     cfg.agent = agent
@@ -35,7 +35,7 @@ def config_for(agent: str, args: argparse.Namespace):
 
 def steps_per_second(agent: str, args: argparse.Namespace) -> tuple[float, float]:
     """(env-steps/s over every cycle, seconds of the first cycle)."""
-    from heldout.train import build
+    from heldout.trainer.build import build
 
     setup = build(config_for(agent, args))
     rollout = args.n_envs * args.n_steps

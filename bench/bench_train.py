@@ -129,7 +129,9 @@ def plain_model(args, cfg):
 
 
 def heldout_model(args, cfg, run_dir: Path):
-    from heldout.train import RunCallback, build, open_run_dir
+    from heldout.trainer.build import build
+    from heldout.trainer.run import RunCallback
+    from heldout.trainer.rundir import open_run_dir
 
     setup = build(cfg)
     open_run_dir(run_dir, cfg, None)
@@ -138,7 +140,7 @@ def heldout_model(args, cfg, run_dir: Path):
 
 
 def config_for(args, preset: str, game: str | None = None):
-    from heldout import config
+    from heldout.trainer import config
 
     cfg = config.preset(preset)
     if game:

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 import scipy.stats
 
-from heldout import report
+from heldout.evaluation import report
 from heldout.cli import UsageError, command_parser
 from heldout.experiments.sweep import INDEX, is_finished
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from heldout import config
-from heldout.config import TrainConfig
+from heldout.trainer import config
+from heldout.trainer.config import TrainConfig
 
 SPEC_KEYS = {"preset", "base", "methods", "grid", "seeds", "sweep_dir", "torch_threads"}
 MAX_SEEDS = 1000

@@ -22,8 +22,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from heldout import config, report, train
 from heldout.cli import UsageError, command_parser
+from heldout.evaluation import report
+from heldout.trainer import config, rundir
+from heldout.trainer.command import add_settings
 from heldout.experiments import spec as specs
 from heldout.experiments.spec import PlannedRun
 
@@ -46,17 +48,17 @@ def train_command(sweep_dir: Path, run: PlannedRun) -> list[str]:
     """The ``heldout train`` command that starts or resumes ``run``."""
     run_dir = sweep_dir / run.name
     base = [sys.executable, "-m", "heldout.cli", "train", "--no-progress"]
-    if (run_dir / train.CHECKPOINT).is_file():
+    if (run_dir / rundir.CHECKPOINT).is_file():
         return [*base, "--resume", str(run_dir)]
     return [*base, "--config", str(sweep_dir / "configs" / f"{run.name}.yaml"), "--run-dir", str(run_dir)]
 
 
 def check_existing(run: PlannedRun, run_dir: Path) -> None:
     """Refuse a run directory that holds a run of another config (the sweep file changed)."""
-    saved = run_dir / train.CONFIG_FILE
+    saved = run_dir / rundir.CONFIG_FILE
     if not saved.exists():
         return
-    differences = train.config_differences(config.load_yaml(saved), run.cfg)
+    differences = rundir.config_differences(config.load_yaml(saved), run.cfg)
     if differences:
         raise UsageError(
             f"{run_dir} holds a run of another config ({differences[0]}); the sweep's settings changed: "
@@ -289,5 +291,5 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="local", choices=("local", "ray"), help="where runs execute (default local)")
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address (auto, ray://HOST:10001); default: a local Ray")
     p.add_argument("--preset", choices=sorted(config.PRESETS), help="starting config of every run")
-    train.add_settings(p, "base settings of every run (as for heldout train)")
+    add_settings(p, "base settings of every run (as for heldout train)")
     p.set_defaults(func=run)

@@ -4,8 +4,8 @@ import argparse
 
 import pytest
 
-from heldout import config
-from heldout.train import add_arguments, config_from_args
+from heldout.trainer import config
+from heldout.trainer.command import add_arguments, config_from_args
 from heldout.cli import UsageError
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from heldout import checkpoint
+from heldout.trainer import checkpoint
 from heldout.cli import main
 from heldout.envs.maze.space import MazeLevelSpace
 

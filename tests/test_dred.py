@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from heldout import checkpoint
+from heldout.trainer import checkpoint
 from heldout.cli import main
 from heldout.envs.maze import MazeFamily
 from heldout.envs.maze.level import AGENT, GOAL, WALL, MazeLevel

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from heldout import evaluation, intervals
+from heldout.evaluation import episodes as evaluation, intervals
 from heldout.envs import LevelSet
 
 

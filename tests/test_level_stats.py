@@ -7,7 +7,7 @@ import torch
 from heldout import envs
 from heldout.envs.base import LevelSet
 from heldout.envs.maze import parse_level
-from heldout.level_stats import PlayedLevelStats, feature_table, reference_levels, wasserstein_1d
+from heldout.trainer.level_stats import PlayedLevelStats, feature_table, reference_levels, wasserstein_1d
 
 # 2x3 interiors: walls / 6 cells, shortest path in grid steps
 OPEN = parse_level("#####\n#>.G#\n#...#\n#####")  # 0 walls, path 2

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from heldout import probe
+from heldout.evaluation import probe
 from heldout.cli import main
 
 MAZE_FAST = [

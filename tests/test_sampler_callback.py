@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from heldout import level_samplers
 from heldout.envs.base import LevelSet, LevelSpace, LevelVecEnv
-from heldout.sampler_callback import LevelSamplerCallback, find_level_vec_env, image_grid
+from heldout.trainer.sampler_glue import LevelSamplerCallback, find_level_vec_env, image_grid
 
 N_LEVELS = 6
 N_ENVS = 3

@@ -241,9 +241,9 @@ def test_level_replay_samplers_end_to_end(tmp_path, sampler, family_args, steps)
 
 
 def test_run_stopped_before_its_first_checkpoint_can_start_again(tmp_path, capsys):
-    from heldout import config
+    from heldout.trainer import config
     from heldout.cli import build_parser
-    from heldout.train import config_from_args
+    from heldout.trainer.command import config_from_args
 
     run = tmp_path / "early"
     argv = [*MAZE_FAST, "--steps", "512", "--run-dir", str(run)]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from heldout import config
+from heldout.trainer import config
 from heldout.envs import EnvFamily, LevelSet
 
 PACKAGES = ("heldout", "torch", "stable-baselines3", "gymnasium", "numpy", "procgen-mirror")

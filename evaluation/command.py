@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from heldout import evaluation, report, userfiles
+from heldout import userfiles
+from heldout.evaluation import episodes as evaluation, report
 from heldout.cli import UsageError
 
 
@@ -23,7 +24,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from heldout.train import CHECKPOINT, build, load_checkpoint, load_level_set, read_run_config
+    from heldout.trainer.build import build, load_level_set
+    from heldout.trainer.checkpoint import load_checkpoint
+    from heldout.trainer.rundir import CHECKPOINT, read_run_config
 
     run_dir = Path(args.run_dir)
     cfg = read_run_config(run_dir, "RUN_DIR")

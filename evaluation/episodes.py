@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from heldout import intervals
+from heldout.evaluation import intervals
 from heldout.envs import EnvFamily, Level, LevelSet
 
 @dataclass

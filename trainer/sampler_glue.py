@@ -40,7 +40,7 @@ from heldout.envs.base import Level, LevelSpace, LevelVecEnv
 from heldout.level_samplers import EpisodeScore, EpisodeScorer, LevelSampler
 from heldout.level_samplers.base import entropy
 from heldout.level_samplers.scores import DISTRIBUTION_SCORES
-from heldout.level_stats import PlayedLevelStats
+from heldout.trainer.level_stats import PlayedLevelStats
 
 _NOT_TEXT = ("stdout", "log", "json", "csv")
 

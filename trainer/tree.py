@@ -1,9 +1,4 @@
-"""Safe, atomic checkpoints of a whole training run, and their exact restoration.
-
-A checkpoint holds the model and optimiser, the reward normaliser's statistics, the level
-sampler's state, the environments' simulator state, every RNG state, the run's config and the
-counters, taken between two PPO updates. It is written to a temporary file and renamed into
-place, so a run killed at any moment keeps its previous checkpoint intact.
+"""Plain-data trees on disk: written atomically, read without executing anything.
 
 **Loading a file executes nothing.** Run directories are shared, so a checkpoint is data, never
 pickled objects. The on-disk form (``heldout-tree-v1``, written by :func:`save_tree`, read by
@@ -40,21 +35,18 @@ import json
 import math
 import os
 import pickle
-import random
 import re
 import warnings
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from heldout.envs.base import LevelSpace
 
 TREE_FORMAT = "heldout-tree-v1"
-FORMAT = "heldout-checkpoint-v2"
 
 
 class UnsafeFileError(ValueError):
@@ -288,106 +280,3 @@ def load_tree(path: str | Path, level_space: LevelSpace | None = None, what: str
 def _short(err: BaseException) -> str:
     first = (str(err).strip().splitlines() or [""])[0]
     return f"{type(err).__name__}: {first[:120]}" if first else type(err).__name__
-
-
-# -- the training run's state ----------------------------------------------------------------------
-
-
-def find_vec_normalize(env: VecEnv) -> VecNormalize | None:
-    while env is not None:
-        if isinstance(env, VecNormalize):
-            return env
-        env = getattr(env, "venv", None)
-    return None
-
-
-def rng_states() -> dict[str, Any]:
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(), "cuda": cuda}
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if states.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def capture(model, level_env, extra: dict[str, Any]) -> dict[str, Any]:
-    """The run's state between two updates (see :func:`restore`)."""
-    normalizer = find_vec_normalize(model.get_env())
-    return {
-        "format": FORMAT,
-        "num_timesteps": model.num_timesteps,
-        "n_updates": model._n_updates,
-        "episode_num": model._episode_num,
-        "policy": model.policy.state_dict(),
-        "optimizer": model.policy.optimizer.state_dict(),
-        "agent": model.agent_state_dict(),
-        "last_obs": model._last_obs,
-        "last_episode_starts": model._last_episode_starts,
-        "last_original_obs": getattr(model, "_last_original_obs", None),
-        "ep_info_buffer": list(model.ep_info_buffer or []),
-        "reward_normalizer": None
-        if normalizer is None
-        else {
-            "mean": normalizer.ret_rms.mean,
-            "var": normalizer.ret_rms.var,
-            "count": normalizer.ret_rms.count,
-            "returns": normalizer.returns.copy(),
-        },
-        "env": level_env.get_state(),
-        "rng": rng_states(),
-        **extra,
-    }
-
-
-def save(state: dict[str, Any], path: Path, level_space: LevelSpace | None = None) -> None:
-    """Write a :func:`capture` state (levels in its text form of ``level_space``)."""
-    save_tree(path, state, level_space)
-
-
-def load(path: Path, level_space: LevelSpace | None = None) -> dict[str, Any]:
-    """Read a checkpoint safely; a missing, damaged, foreign or unsafe one raises an error that says what to do."""
-    if not Path(path).exists():
-        raise FileNotFoundError(
-            f"no checkpoint at {path}; the run has not written one yet, start it afresh without --resume"
-        )
-    try:
-        state = load_tree(path, level_space, what="checkpoint")
-    except UnsafeFileError:
-        raise
-    except ValueError as err:
-        raise ValueError(f"{err}; restore it from a copy or start the run afresh in a new --run-dir") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a heldout checkpoint ({FORMAT}); give a run directory written by heldout train")
-    return state
-
-
-def restore(model, level_env, state: dict[str, Any]) -> None:
-    """Put ``model`` and its env back exactly as :func:`capture` found them (RNG last)."""
-    model.policy.load_state_dict(state["policy"])
-    model.policy.optimizer.load_state_dict(state["optimizer"])
-    model.load_agent_state_dict(state.get("agent", {}))
-    model.num_timesteps = state["num_timesteps"]
-    model._n_updates = state["n_updates"]
-    model._episode_num = state["episode_num"]
-    model._last_obs = state["last_obs"]
-    model._last_episode_starts = state["last_episode_starts"]
-    if state["last_original_obs"] is not None:
-        model._last_original_obs = state["last_original_obs"]
-
-    model.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=100)
-    model.ep_success_buffer = deque(maxlen=100)
-    normalizer = find_vec_normalize(model.get_env())
-    saved = state["reward_normalizer"]
-    if (normalizer is None) != (saved is None):
-        raise ValueError("checkpoint and config disagree on reward normalisation; resume with the run's own config")
-    if normalizer is not None:
-        normalizer.ret_rms.mean = saved["mean"]
-        normalizer.ret_rms.var = saved["var"]
-        normalizer.ret_rms.count = saved["count"]
-        normalizer.returns = saved["returns"].copy()
-    level_env.set_state(state["env"])
-    set_rng_states(state["rng"])

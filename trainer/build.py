@@ -1,0 +1,136 @@
+"""Every piece of a run, built from its config: level sets, envs, the agent, the level sampler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from heldout import envs
+from heldout.cli import UsageError
+from heldout.trainer.config import TrainConfig
+
+
+@dataclass
+class Setup:
+    """Everything a run is made of, built from its config."""
+
+    cfg: TrainConfig
+    family: envs.EnvFamily
+    train_levels: envs.LevelSet
+    test_sets: dict[str, envs.LevelSet]
+    """The held-out sets by name, in the order of ``env.test_levels`` (the first is ``test``)."""
+    level_env: envs.LevelVecEnv
+    env: VecEnv
+    model: Any
+    sampler_callback: Any
+    started: float = 0.0
+    wall_time_before: float = 0.0
+
+
+def load_level_set(family: envs.EnvFamily, spec: str, cfg: TrainConfig) -> envs.LevelSet:
+    """A named level set of the family or, for any other name, a level file."""
+    options = dict(cfg.env.options)
+    if spec in family.level_set_names:
+        return family.level_set(
+            spec, num_train_levels=cfg.env.num_train_levels, level_seed=cfg.env.level_seed, **options
+        )
+    if Path(spec).exists():
+        space = family.level_space(**options)
+        levels = space.read_levels(spec)
+        check_solvable(space, levels, spec)
+        return levels
+    raise UsageError(
+        f"{family.name} has no level set {spec!r} and no file of that name exists; "
+        f"choose one of {', '.join(family.level_set_names)} or a level file"
+    )
+
+
+def load_test_sets(family: envs.EnvFamily, cfg: TrainConfig) -> dict[str, envs.LevelSet]:
+    """The held-out sets of ``env.test_levels`` by name; two sets of one name are an error."""
+    sets: dict[str, envs.LevelSet] = {}
+    for spec in cfg.env.test_levels:
+        level_set = load_level_set(family, spec, cfg)
+        if level_set.name in sets:
+            raise UsageError(f"--env.test_levels names the level set {level_set.name!r} twice; give each set once")
+        sets[level_set.name] = level_set
+    return sets
+
+
+def check_solvable(space: envs.LevelSpace, levels: envs.LevelSet, source: str) -> None:
+    """Refuse a level file holding levels nobody can solve (they would score 0 in silence)."""
+    try:
+        bad = [i + 1 for i, level in enumerate(levels.levels or ()) if not space.is_solvable(level)]
+    except NotImplementedError:
+        return  # the family cannot tell (Procgen levels are solvable by construction)
+    if bad:
+        shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
+        raise UsageError(
+            f"{source}: {len(bad)} of {len(levels)} levels cannot be solved (no path from start to goal: level "
+            f"{shown}); they would score 0 whatever the agent does, so remove them from the file"
+        )
+
+
+def sampler_params(cfg: TrainConfig, run_dir: Path | None) -> dict[str, Any]:
+    """The level sampler's parameters: the config's, and for ``dred`` the generator of the
+    run's fitted model (see :mod:`heldout.dred`)."""
+    if cfg.sampler.name == "dred":
+        from heldout.trainer import dred
+
+        return dred.sampler_params(cfg, run_dir)
+    return {"seed": cfg.seed, **cfg.sampler.params}
+
+
+def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
+    """Every piece of a run from its config; checks names and values, writes nothing.
+
+    ``run_dir``: the run's directory, where a ``dred`` run keeps its generative model."""
+    from heldout import agents, level_samplers
+
+    try:
+        family = envs.get(cfg.env.name)
+    except KeyError as err:
+        raise UsageError(err.args[0]) from None
+    if cfg.agent not in agents.names():
+        raise UsageError(f"unknown agent {cfg.agent!r}; choose one of {', '.join(agents.names())}")
+    if cfg.sampler.name not in level_samplers.names():
+        raise UsageError(
+            f"unknown level sampler {cfg.sampler.name!r}; choose one of {', '.join(level_samplers.names())}"
+        )
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    options = dict(cfg.env.options)
+    train_levels = load_level_set(family, cfg.env.train_set, cfg)
+    if cfg.probe.interval and not train_levels.finite:
+        raise UsageError(
+            f"--probe.interval needs a finite training set to tell its levels apart, but --env.train_set "
+            f"{cfg.env.train_set} is unbounded; train on a level set of N levels, or leave the probe off"
+        )
+    test_sets = load_test_sets(family, cfg)
+    level_env = family.make_vec(cfg.env.num_envs, train_levels, seed=cfg.seed, **options)
+    env: VecEnv = level_env
+    if cfg.ppo.normalize_reward:
+        env = VecNormalize(level_env, norm_obs=False, norm_reward=True, gamma=cfg.ppo.gamma)
+    settings = {section: getattr(cfg, section) for section in agents.sections(cfg.agent)}
+    model = agents.make(
+        cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=agents.resolve_device(cfg.device),
+        **settings,
+    )
+    space = family.level_space(**options)
+    try:
+        sampler = level_samplers.make(cfg.sampler.name, train_levels, space=space, **sampler_params(cfg, run_dir))
+    except ValueError as err:
+        raise UsageError(f"--sampler {cfg.sampler.name} with --env.train_set {cfg.env.train_set}: {err}") from None
+    from heldout.trainer.level_stats import PlayedLevelStats, reference_levels
+    from heldout.trainer.sampler_glue import LevelSamplerCallback
+
+    # Drift is measured against the family's `train` set (whose distribution `test` shares), also
+    # when the run trains on another set: DR and ACCEL on `random` should show their distance.
+    reference = train_levels if cfg.env.train_set == "train" else load_level_set(family, "train", cfg)
+    stats = PlayedLevelStats(space, reference_levels(reference, seed=cfg.env.level_seed), sampler)
+    sampler_callback = LevelSamplerCallback(sampler, level_stats=stats if stats.enabled else None)
+    sampler_callback.attach(env)  # the env's first reset already draws from the sampler
+    return Setup(cfg, family, train_levels, test_sets, level_env, env, model, sampler_callback)

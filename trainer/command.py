@@ -1,0 +1,142 @@
+"""Train an agent on training levels, evaluate it on held-out levels, report the gap.
+
+``heldout train`` (or ``python train.py``) reads a config (preset, YAML file, CLI flags),
+trains with TensorBoard logging and atomic checkpoints, evaluates the untrained and the
+trained agent on the training and the held-out levels, and writes ``report.json`` and
+``report.md`` into the run directory. ``heldout train --resume RUN_DIR`` continues a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+from heldout.cli import UsageError, command_parser
+from heldout.evaluation import report
+from heldout.trainer import config, signals
+from heldout.trainer.config import TrainConfig
+from heldout.trainer.rundir import CHECKPOINT, CONFIG_FILE, RESUMABLE, read_run_config
+from heldout.trainer.run import train
+
+SHORT_FLAGS = {
+    "--env": "env.name",
+    "--train-levels": "env.num_train_levels",
+    "--sampler": "sampler.name",
+    "--agent": "agent",
+    "--augment": "augment.name",
+    "--steps": "steps",
+    "--seed": "seed",
+    "--device": "device",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(config.PRESETS), help="starting config (default: from --env)")
+    parser.add_argument("--config", metavar="YAML", help="a YAML file holding any part of the config")
+    parser.add_argument("--run-dir", metavar="DIR", help="where logs, checkpoints and the report go")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_settings(parser, "settings (defaults of the maze preset shown)")
+
+
+def add_settings(parser: argparse.ArgumentParser, title: str) -> None:
+    """A flag for every setting (``--ppo.lr``, and the short ones such as ``--sampler``); unset
+    flags leave no attribute, so only the settings given on the command line are overrides."""
+    defaults = config.preset("maze")
+    short = {v: k for k, v in SHORT_FLAGS.items()}
+    group = parser.add_argument_group(title)
+    for name, kind, f in config.leaf_fields(TrainConfig):
+        flags = list(dict.fromkeys([short.get(name, f"--{name}"), f"--{name}"]))
+        help_text = f.metadata.get("help", "")
+        group.add_argument(
+            *flags,
+            dest=name,
+            default=argparse.SUPPRESS,
+            metavar=config.type_name(kind).upper(),
+            help=f"{help_text} (default: {config.get_field(defaults, name)!r})",
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
+    """The config, run directory and resume flag that the parsed arguments ask for."""
+    overrides = {name: getattr(args, name) for name, _, _ in config.leaf_fields(TrainConfig) if hasattr(args, name)}
+    kinds = {name: kind for name, kind, _ in config.leaf_fields(TrainConfig)}
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.run_dir and Path(args.run_dir) != run_dir:
+            raise UsageError("give either --resume RUN_DIR or --run-dir, not two different directories")
+        cfg = read_run_config(run_dir, "--resume")
+        changing = set(overrides) - RESUMABLE
+        if changing or args.config:
+            raise UsageError(
+                f"--resume keeps the run's config; only {', '.join(sorted(RESUMABLE))} may change "
+                f"(got {', '.join(sorted(changing)) or '--config'})"
+            )
+    else:
+        env_name = overrides.get("env.name")
+        yaml_data = config.load_yaml(args.config) if args.config else {}
+        if env_name is None:
+            env_name = (yaml_data.get("env") or {}).get("name", "maze") if isinstance(yaml_data.get("env"), dict) else "maze"
+        cfg = config.preset(args.preset or config.preset_for_env(env_name))
+        if yaml_data:
+            config.apply_mapping(cfg, yaml_data, args.config)
+        run_dir = None
+    for name, value in overrides.items():
+        config.set_field(cfg, name, config.parse_value(value, kinds[name], name))
+    cfg.validate()
+    if run_dir is None:
+        if args.run_dir:
+            run_dir = Path(args.run_dir)
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            run_dir = Path("runs") / f"{cfg.env.name.replace('/', '-')}-{cfg.sampler.name}-s{cfg.seed}-{stamp}"
+    return cfg, run_dir, bool(args.resume)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg, run_dir, resume = config_from_args(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    progress = not args.no_progress
+    announce = f"heldout train: {cfg.env.name}, {cfg.agent}, sampler {cfg.sampler.name}, {cfg.steps:,} steps -> {run_dir}"
+    try:
+        result = train(cfg, run_dir, resume=resume, progress=progress, announce=announce)
+    except signals.Stopped as stopped:
+        print(stopped_line(stopped, run_dir), file=sys.stderr, flush=True)
+        return stopped.exit_code
+    print(report.summary_lines(result))
+    return 0
+
+
+def stopped_line(stopped: signals.Stopped, run_dir: Path) -> str:
+    """One line: why the run stopped, where its checkpoint is, and the command that continues it."""
+    how = f"stopped by {signal_name(stopped.signum)}" + ("" if stopped.checkpointed else " at once")
+    if stopped.checkpointed:
+        return (
+            f"heldout train: {how} at {stopped.steps:,} steps; checkpoint written in {run_dir}; "
+            f"continue with: heldout train --resume {shlex.quote(str(run_dir))}"
+        )
+    if (run_dir / CHECKPOINT).is_file():
+        return (
+            f"heldout train: {how}; the last checkpoint in {run_dir} is kept; "
+            f"continue with: heldout train --resume {shlex.quote(str(run_dir))}"
+        )
+    return (
+        f"heldout train: {how} before the first checkpoint; start again with: heldout train "
+        f"--config {shlex.quote(str(run_dir / CONFIG_FILE))} --run-dir {shlex.quote(str(run_dir))}"
+    )
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    p = command_parser(sub, "train", "train an agent and report the generalisation gap", __doc__)
+    add_arguments(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,81 @@
+"""The trainer's evaluations: the agent on every level set, periodic and final, to TensorBoard and files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from heldout.evaluation import episodes as evaluation, probe, report
+from heldout.trainer.build import Setup
+from heldout.trainer.rundir import EVALUATIONS, PROBES
+
+
+def evaluate_all(setup: Setup, episodes: int, seed_offset: int = 0) -> dict[str, Any]:
+    """The agent on the training set and on every held-out set (see :func:`evaluation.summarise_sets`)."""
+    cfg = setup.cfg
+    runs = {}
+    for name, levels in (("train", setup.train_levels), *setup.test_sets.items()):
+        runs[name] = evaluation.run_episodes(
+            setup.model,
+            setup.family,
+            levels,
+            episodes,
+            num_envs=cfg.eval.num_envs,
+            deterministic=cfg.eval.deterministic,
+            seed=cfg.seed + 1_000_003 + seed_offset,
+            env_options=cfg.env.options,
+        )
+    train = runs.pop("train")
+    return evaluation.summarise_sets(setup.family, train, runs, setup.test_sets, cfg.env.options)
+
+
+def log_evaluation(logger, prefix: str, summary: dict[str, Any]) -> None:
+    """``{prefix}/train``, ``/test``, ``/gap`` (the first held-out set), then per held-out set
+    ``{prefix}/sets/NAME``, ``{prefix}/gaps/NAME`` and, for named levels, ``{prefix}/levels/NAME/LEVEL``."""
+    for part in ("train", "test", "gap"):
+        logger.record(f"{prefix}/{part}", summary[part]["mean"])
+        for unit in ("return", "normalised"):
+            if unit in summary[part]:
+                logger.record(f"{prefix}/{part}_{unit}", summary[part][unit]["mean"])
+    for name, entry in summary["test_sets"].items():
+        logger.record(f"{prefix}/sets/{name}", entry["score"]["mean"])
+        logger.record(f"{prefix}/gaps/{name}", entry["gap"]["mean"])
+        for level, stats in entry.get("per_level", {}).items():
+            logger.record(f"{prefix}/levels/{name}/{level}", stats["mean"])
+
+
+def scores_layout(test_sets: list[str]) -> dict[str, dict[str, list]]:
+    """TensorBoard's custom-scalars layout: train, every held-out set and every gap in one chart
+    (the tags :func:`log_evaluation` writes), periodic and final."""
+    def tags(prefix: str) -> list[str]:
+        return [f"{prefix}/train", *(f"{prefix}/sets/{s}" for s in test_sets), *(f"{prefix}/gaps/{s}" for s in test_sets)]
+
+    return {"heldout": {"train, held-out sets and gaps": ["Multiline", tags("eval")],
+                        "final evaluation": ["Multiline", tags("final")]}}
+
+
+def add_scores_layout(logger, test_sets: list[str]) -> None:
+    """Write :func:`scores_layout` to the run's TensorBoard files (once per start or resume)."""
+    for output in logger.output_formats:
+        writer = getattr(output, "writer", None)
+        if writer is not None:
+            writer.add_custom_scalars(scores_layout(test_sets))
+            writer.flush()
+
+
+def evaluate_and_log(setup: Setup, run_dir: Path, logger, episodes: int) -> dict[str, Any]:
+    """A periodic evaluation: to TensorBoard (``eval/...``) and to ``evaluations.jsonl``."""
+    summary = evaluate_all(setup, episodes)
+    log_evaluation(logger, "eval", summary)
+    report.append_jsonl(run_dir / EVALUATIONS, {"steps": setup.model.num_timesteps, **summary})
+    return summary
+
+
+def probe_and_log(setup: Setup, run_dir: Path, logger) -> dict[str, Any]:
+    """The level-identity probe (:mod:`heldout.evaluation.probe`): to TensorBoard (``probe/...``) and ``probe.jsonl``."""
+    cfg = setup.cfg
+    result = probe.run(setup.model, setup.family, setup.train_levels, cfg.probe.steps, cfg.seed + 2_000_003,
+                       cfg.env.options)  # fmt: skip
+    probe.log(logger, result)
+    report.append_jsonl(run_dir / PROBES, {"steps": setup.model.num_timesteps, **result})
+    return result
