@@ -2,9 +2,10 @@
 
 The shape of the reference JAX implementation of the UED maze agent: 32 envs x 256 steps per
 rollout, 5 epochs, one minibatch, an LSTM of 256 units (about 3.1k env-steps/s on a 2-core CPU
-after a ~55 s compile). Both variants are what ``heldout train`` builds (``heldout.train.build``:
-the maze family's training levels, the level-sampler callback, reward normalisation), timed over
-``model.learn`` from the first step (no warm-up: nothing here compiles).
+after a ~55 s compile). Both variants are what ``heldout train`` builds (``heldout.trainer.build``:
+the maze family's training levels, the level-sampler glue, reward normalisation), timed over
+the trainer's loop (``heldout.trainer.loop.train_loop``) from the first step (no warm-up:
+nothing here compiles).
 
     python bench/bench_lstm.py             # the measurement: 3 rollout+update cycles per variant
     python bench/bench_lstm.py --quick     # tiny sizes: checks the script runs
@@ -36,16 +37,19 @@ def config_for(agent: str, args: argparse.Namespace):
 def steps_per_second(agent: str, args: argparse.Namespace) -> tuple[float, float]:
     """(env-steps/s over every cycle, seconds of the first cycle)."""
     from heldout.trainer.build import build
+    from heldout.trainer.loop import train_loop
 
-    setup = build(config_for(agent, args))
+    run = build(config_for(agent, args))
     rollout = args.n_envs * args.n_steps
+    run.cfg.steps = rollout
     start = time.perf_counter()
-    setup.model.learn(rollout, callback=setup.sampler_callback)
+    train_loop(run)
     first = time.perf_counter() - start
     if args.cycles > 1:
-        setup.model.learn((args.cycles - 1) * rollout, callback=setup.sampler_callback, reset_num_timesteps=False)
+        run.cfg.steps = args.cycles * rollout
+        train_loop(run, resume=True)
     total = time.perf_counter() - start
-    setup.env.close()
+    run.env.close()
     return args.cycles * rollout / total, first
 
 

@@ -4,11 +4,11 @@
   gym3 -> VecEnv adapter written here over a raw ``ProcgenGym3Env`` (procgen picks the levels:
   ``num_levels=200, start_level=0``), ``VecNormalize`` reward scaling, sb3's own
   ``VecTransposeImage`` and an IMPALA CNN (16/32/32, 256) written here in plain NCHW.
-* ``heldout``: the pieces `heldout train` runs (``heldout.train.build``: Procgen preset, heldout's
-  PPO with the IMPALA CNN in channels_last, the level-sampler callback writing sampled levels into
-  slots, the run callback with its progress bookkeeping and a checkpoint after every update).
-  Only the evaluations before and after training are left out; both variants are timed over
-  ``model.learn``.
+* ``heldout``: what `heldout train` runs (``heldout.trainer.build``: Procgen preset, heldout's
+  PPO with the IMPALA CNN in channels_last, the level-sampler glue writing sampled levels into
+  slots, and the trainer's loop, ``heldout.trainer.loop.train_loop``, with a checkpoint after every
+  update). Only the evaluations before and after training are left out. Timed over
+  ``model.learn`` (plain) and ``train_loop`` (heldout).
 
 Both use the published PPO hyperparameters (64 envs x 256 steps, 3 epochs, 8 minibatches).
 The maze preset's training speed is measured the same way and printed below the table.
@@ -31,7 +31,6 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -122,21 +121,20 @@ def plain_model(args, cfg):
         "net_arch": [],
         "optimizer_kwargs": {"eps": ppo.adam_eps},
     }
-    return PPO("CnnPolicy", env, policy_kwargs=policy_kwargs, seed=0, device="cpu", **ppo.sb3_kwargs(args.n_envs)), []
+    return PPO("CnnPolicy", env, policy_kwargs=policy_kwargs, seed=0, device="cpu", **ppo.sb3_kwargs(args.n_envs))
 
 
 # -- heldout: what `heldout train` runs -----------------------------------------------------------
 
 
-def heldout_model(args, cfg, run_dir: Path):
+def heldout_run(cfg, run_dir: Path):
     from heldout.trainer.build import build
-    from heldout.trainer.run import RunCallback
     from heldout.trainer.rundir import open_run_dir
 
-    setup = build(cfg)
+    run = build(cfg, run_dir)
     open_run_dir(run_dir, cfg, None)
-    setup.model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
-    return setup.model, [setup.sampler_callback, RunCallback(setup, run_dir, progress=False)]
+    run.model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+    return run
 
 
 def config_for(args, preset: str, game: str | None = None):
@@ -155,10 +153,19 @@ def config_for(args, preset: str, game: str | None = None):
     return cfg
 
 
-def timed_learn(model, callbacks, steps: int) -> float:
+def timed_plain(model, steps: int) -> float:
     start = time.perf_counter()
-    model.learn(steps, callback=CallbackList(callbacks))
+    model.learn(steps)
     return model.num_timesteps / (time.perf_counter() - start)
+
+
+def timed_heldout(run, steps: int) -> float:
+    from heldout.trainer.loop import train_loop
+
+    run.cfg.steps = steps
+    start = time.perf_counter()
+    train_loop(run)
+    return run.model.num_timesteps / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,12 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{cfg.ppo.n_minibatches} minibatches, {args.cycles} cycle(s), {args.threads} torch threads"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        results = {"plain sb3": timed_learn(*plain_model(args, cfg), steps)}
-        results[f"heldout train ({args.sampler})"] = timed_learn(*heldout_model(args, cfg, Path(tmp) / "p"), steps)
+        results = {"plain sb3": timed_plain(plain_model(args, cfg), steps)}
+        results[f"heldout train ({args.sampler})"] = timed_heldout(heldout_run(cfg, Path(tmp) / "p"), steps)
         maze_cfg = config_for(args, "maze")
         th.set_num_threads(maze_cfg.torch_threads or args.threads)
-        maze_model, maze_callbacks = heldout_model(args, maze_cfg, Path(tmp) / "m")
-        maze_sps = timed_learn(maze_model, maze_callbacks, args.maze_steps)
+        maze_sps = timed_heldout(heldout_run(maze_cfg, Path(tmp) / "m"), args.maze_steps)
     base = results["plain sb3"]
     print(f"{'variant':<26}{'env steps/s':>12}{'ratio':>8}")
     for name, sps in results.items():

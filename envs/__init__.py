@@ -10,7 +10,7 @@ Importing this package also registers Gymnasium ids (``heldout/procgen-coinrun-v
 ``heldout/maze-v0``) that accept the same keyword arguments.
 """
 
-from heldout.envs.base import EnvFamily, Level, LevelSet, LevelSource, LevelSpace, LevelVecEnv
+from heldout.envs.base import EnvFamily, Level, LevelDraw, LevelSet, LevelSource, LevelSpace, LevelVecEnv
 from heldout.envs.registry import ENTRY_POINT_GROUP, get, gym_id, level_set, make, make_vec, names, register
 from heldout.envs.registry import _load as _load_registry
 from heldout.envs.seeded import register_seeded
@@ -19,6 +19,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "EnvFamily",
     "Level",
+    "LevelDraw",
     "LevelSet",
     "LevelSource",
     "LevelSpace",

@@ -9,7 +9,8 @@ provides:
   encoding, mutation and a solvability check);
 * a single Gymnasium environment that accepts ``reset(options={"level": L})``;
 * a :class:`LevelVecEnv`: a stable-baselines3 ``VecEnv`` that can put any level into any slot
-  when an episode ends and reports, in every step's info, which level the step belonged to.
+  when an episode ends and reports, in every step's info, which level the step belonged to
+  and whether the level source marked that episode a replay.
 """
 
 from __future__ import annotations
@@ -26,8 +27,20 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
 Level = Hashable
-LevelSource = Callable[[int], Level]
-"""Called with a slot index whenever that slot starts an episode; returns the level to play."""
+
+
+@dataclass(frozen=True)
+class LevelDraw:
+    """A level source's answer that also says whether the level is a *replay* (a level sampler
+    chose it from its replay distribution rather than proposing a new one)."""
+
+    level: Level
+    replayed: bool = False
+
+
+LevelSource = Callable[[int], "Level | LevelDraw"]
+"""Called with a slot index whenever that slot starts an episode; returns the level to play
+(or a :class:`LevelDraw` of it)."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +231,9 @@ class LevelVecEnv(VecEnv):
     the level source for its next level: by default a uniform draw from ``level_set``; a
     level sampler installs its own with :meth:`set_level_source`.
 
-    Every step's info holds ``"level"``: the level that step belonged to. At an episode end
+    Every step's info holds ``"level"``: the level that step belonged to, and ``"replayed"``:
+    whether the level source marked that episode's level a replay (:class:`LevelDraw`; False for
+    plain levels and levels put in by :meth:`set_levels`). At an episode end
     it also holds ``"episode"`` (``r`` return, ``l`` length, ``t`` seconds since creation,
     ``level``), ``"terminal_observation"`` and ``"TimeLimit.truncated"``.
 
@@ -242,6 +257,8 @@ class LevelVecEnv(VecEnv):
         self.level_set = level_set
         self.level_space = level_space
         self.levels: list[Level] = [None] * num_envs
+        self.replayed = np.zeros(num_envs, dtype=bool)
+        """Per slot: whether the level source marked its current episode's level a replay."""
         self._rng = np.random.default_rng(seed)
         self._level_source: LevelSource | None = None
         self._episode_return = np.zeros(num_envs, dtype=np.float64)
@@ -251,24 +268,37 @@ class LevelVecEnv(VecEnv):
 
     # -- levels -------------------------------------------------------------------------------
     def set_level_source(self, source: LevelSource | None) -> None:
-        """Install ``source(slot) -> level``; None restores uniform draws from the level set."""
+        """Install ``source(slot) -> level`` (or a :class:`LevelDraw`); None restores uniform
+        draws from the level set."""
         self._level_source = source
 
-    def next_level(self, slot: int) -> Level:
-        if self._level_source is not None:
-            return self.level_space.coerce(self._level_source(slot))
-        return self.level_set.sample(self._rng)
+    def draw_level(self, slot: int) -> LevelDraw:
+        """The level ``slot`` plays next, from the level source (or a uniform draw)."""
+        if self._level_source is None:
+            return LevelDraw(self.level_set.sample(self._rng))
+        drawn = self._level_source(slot)
+        return drawn if isinstance(drawn, LevelDraw) else LevelDraw(drawn)
 
-    def set_levels(self, slots: Sequence[int], levels: Sequence[Level]) -> VecEnvObs:
-        """Start a new episode on ``levels[k]`` in ``slots[k]`` now; returns their first observations."""
+    def set_levels(
+        self, slots: Sequence[int], levels: Sequence[Level], replayed: Sequence[bool] | None = None
+    ) -> VecEnvObs:
+        """Start a new episode on ``levels[k]`` in ``slots[k]`` now; returns their first observations.
+
+        ``replayed[k]`` says whether that episode is a replay (default: none is)."""
         slots = np.asarray(slots, dtype=np.int64)
         levels = [self.level_space.coerce(lv) for lv in levels]
         obs = self._load_levels(slots, levels)
         for s, lv in zip(slots.tolist(), levels):
             self.levels[s] = lv
+        self.replayed[slots] = False if replayed is None else np.asarray(replayed, dtype=bool)
         self._episode_return[slots] = 0.0
         self._episode_length[slots] = 0
         return obs
+
+    def _start_drawn(self, slots: np.ndarray) -> VecEnvObs:
+        """Start ``slots`` on the levels the level source draws for them, in slot order."""
+        draws = [self.draw_level(i) for i in slots.tolist()]
+        return self.set_levels(slots, [d.level for d in draws], [d.replayed for d in draws])
 
     # -- saving and restoring (exact resume of training) ----------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -276,6 +306,7 @@ class LevelVecEnv(VecEnv):
         RNG and the simulator state of every slot, as plain data (no pickled objects)."""
         return {
             "levels": list(self.levels),
+            "replayed": self.replayed.copy(),
             "episode_return": self._episode_return.copy(),
             "episode_length": self._episode_length.copy(),
             "rng": self._rng.bit_generator.state,
@@ -287,6 +318,7 @@ class LevelVecEnv(VecEnv):
         if len(state["levels"]) != self.num_envs:
             raise ValueError(f"saved env state has {len(state['levels'])} slots, this env has {self.num_envs}")
         self.levels = list(state["levels"])
+        self.replayed[:] = state["replayed"]
         self._episode_return[:] = state["episode_return"]
         self._episode_length[:] = state["episode_length"]
         self._rng.bit_generator.state = state["rng"]
@@ -304,10 +336,8 @@ class LevelVecEnv(VecEnv):
         return [seed] * self.num_envs
 
     def reset(self) -> VecEnvObs:
-        slots = np.arange(self.num_envs)
-        levels = [self.next_level(i) for i in range(self.num_envs)]
-        obs = self.set_levels(slots, levels)
-        self.reset_infos = [{"level": lv} for lv in self.levels]
+        obs = self._start_drawn(np.arange(self.num_envs))
+        self.reset_infos = self._level_infos()
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -333,12 +363,16 @@ class LevelVecEnv(VecEnv):
                 }
                 info["terminal_observation"] = obs[i].copy()
                 info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-            obs[ended] = self.set_levels(ended, [self.next_level(i) for i in ended.tolist()])
+            obs[ended] = self._start_drawn(ended)
         return obs, rewards.astype(np.float32), dones, infos
 
+    def _level_infos(self) -> list[dict[str, Any]]:
+        """One fresh dict per slot: the ``"level"`` it plays and whether it is ``"replayed"``."""
+        return [{"level": lv, "replayed": r} for lv, r in zip(self.levels, self.replayed.tolist())]
+
     def _step_infos(self) -> list[dict[str, Any]]:
-        """One fresh info dict per slot for the step just taken, each holding ``"level"``."""
-        return [{"level": lv} for lv in self.levels]
+        """One fresh info dict per slot for the step just taken (by default :meth:`_level_infos`)."""
+        return self._level_infos()
 
     def close(self) -> None:
         pass

@@ -91,7 +91,7 @@ class GymLevelVecEnv(LevelVecEnv):
         return obs.copy(), rewards, terminated, truncated
 
     def _step_infos(self) -> list[dict[str, Any]]:
-        return [{**info, "level": level} for info, level in zip(self._env_infos, self.levels)]
+        return [{**info, **own} for info, own in zip(self._env_infos, self._level_infos())]
 
     def _get_sim_state(self) -> dict[str, Any]:
         return {
@@ -130,7 +130,7 @@ class GymLevelVecEnv(LevelVecEnv):
         return _digest(self._obs[slot]) == sim["obs_digest"][slot]
 
     def _restart(self, slot: int) -> None:
-        self.set_levels(np.array([slot]), [self.levels[slot]])
+        self.set_levels(np.array([slot]), [self.levels[slot]], [self.replayed[slot]])
         self._env_infos[slot] = {}
 
     # -- VecEnv API -----------------------------------------------------------------------------

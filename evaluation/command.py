@@ -47,17 +47,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{run_dir} has no checkpoint: the run stopped before writing one, so there is no trained agent to evaluate"
         )
-    setup = build(cfg, run_dir)
-    state = load_checkpoint(setup, run_dir)
+    run = build(cfg, run_dir)
+    state = load_checkpoint(run)
     try:
-        setup.model.policy.load_state_dict(state["policy"])
+        run.model.policy.load_state_dict(state["policy"])
     except (KeyError, RuntimeError) as err:
         detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise UsageError(f"the checkpoint's network does not fit the run's config ({detail})") from None
-    levels = load_level_set(setup.family, args.levels, cfg)
+    levels = load_level_set(run.family, args.levels, cfg)
     episodes_run = evaluation.run_episodes(
-        setup.model,
-        setup.family,
+        run.model,
+        run.family,
         levels,
         episodes,
         num_envs=cfg.eval.num_envs,
@@ -65,20 +65,20 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         env_options=cfg.env.options,
     )
-    scores = evaluation.scores(setup.family, episodes_run, cfg.env.options)
+    scores = evaluation.scores(run.family, episodes_run, cfg.env.options)
     result = {
         "run_dir": str(run_dir),
         "levels": report.describe_level_set(levels),
         "steps": state["num_timesteps"],
         "episodes": episodes,
         "deterministic": bool(args.deterministic or cfg.eval.deterministic),
-        "score_unit": setup.family.score_unit,
+        "score_unit": run.family.score_unit,
         **{
-            unit: evaluation.interval(values, episodes_run.levels, evaluation.is_proportion(setup.family, unit))
+            unit: evaluation.interval(values, episodes_run.levels, evaluation.is_proportion(run.family, unit))
             for unit, values in scores.items()
         },
     }
-    rows = [("score (" + setup.family.score_unit + ")", result["score"])]
+    rows = [("score (" + run.family.score_unit + ")", result["score"])]
     rows += [(unit, result[unit]) for unit in scores if unit != "score"]
     print(f"{run_dir} on {levels.name} ({episodes} episodes, {result['steps']:,} training steps)")
     print(f"{'':22s} {'mean':>9s} {'95% CI':>21s}")
@@ -86,5 +86,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:22s} {stats['mean']:9.3f} [{stats['ci_low']:8.3f}, {stats['ci_high']:8.3f}]")
     report.write_json(output, result)
     print(f"wrote {output}")
-    setup.env.close()
+    run.env.close()
     return 0

@@ -19,7 +19,7 @@ from heldout.level_samplers.base import Level, LevelSampler
 from heldout.level_samplers.dred import DREDSampler
 from heldout.level_samplers.dr import DRSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
-from heldout.level_samplers.registry import get, make, names, parameters, register, takes_space
+from heldout.level_samplers.registry import get, make, names, needs, parameters, register, takes_space
 from heldout.level_samplers.rollout_scoring import EpisodeScore, EpisodeScorer
 from heldout.level_samplers.uniform import UniformSampler
 
@@ -37,6 +37,7 @@ __all__ = [
     "get",
     "make",
     "names",
+    "needs",
     "parameters",
     "register",
     "scores",

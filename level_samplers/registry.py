@@ -61,6 +61,11 @@ def parameters(name: str) -> dict[str, Any]:
     return {k: v for k, v in _keywords(get(name)).items() if k != "space"}
 
 
+def needs(name: str) -> frozenset[str]:
+    """What the trainer provides to sampler ``name``: which of ``space`` and ``generator`` its constructor takes."""
+    return frozenset(k for k in ("space", "generator") if k in _keywords(get(name)))
+
+
 def takes_space(name: str) -> bool:
     """Whether sampler ``name`` uses the level family's :class:`LevelSpace`."""
     return "space" in _keywords(get(name))

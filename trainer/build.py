@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +12,36 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from heldout import envs
 from heldout.cli import UsageError
 from heldout.trainer.config import TrainConfig
+from heldout.trainer.sampler_glue import SamplerGlue
 
 
 @dataclass
-class Setup:
-    """Everything a run is made of, built from its config."""
+class Run:
+    """Everything a run is made of, built from its config, and where it stands."""
 
     cfg: TrainConfig
-    family: envs.EnvFamily
-    train_levels: envs.LevelSet
-    test_sets: dict[str, envs.LevelSet]
-    """The held-out sets by name, in the order of ``env.test_levels`` (the first is ``test``)."""
-    level_env: envs.LevelVecEnv
-    env: VecEnv
     model: Any
-    sampler_callback: Any
+    """The agent (a stable-baselines3 on-policy algorithm) on ``env``."""
+    glue: SamplerGlue
+    """The level sampler and its glue to the rollouts (:mod:`heldout.trainer.sampler_glue`)."""
+    family: envs.EnvFamily | None = None
+    train_levels: envs.LevelSet | None = None
+    test_sets: dict[str, envs.LevelSet] = field(default_factory=dict)
+    """The held-out sets by name, in the order of ``env.test_levels`` (the first is ``test``)."""
+    run_dir: Path | None = None
+    last_eval_step: int = 0
+    """The env step of the latest periodic evaluation."""
     started: float = 0.0
     wall_time_before: float = 0.0
+
+    @property
+    def env(self) -> VecEnv:
+        """The training env (the level env under any wrappers, e.g. reward normalisation)."""
+        return self.model.get_env()
+
+    @property
+    def level_env(self) -> envs.LevelVecEnv:
+        return self.glue.level_env
 
 
 def load_level_set(family: envs.EnvFamily, spec: str, cfg: TrainConfig) -> envs.LevelSet:
@@ -77,17 +90,21 @@ def check_solvable(space: envs.LevelSpace, levels: envs.LevelSet, source: str) -
 def sampler_params(cfg: TrainConfig, run_dir: Path | None) -> dict[str, Any]:
     """The level sampler's parameters: the config's, and for ``dred`` the generator of the
     run's fitted model (see :mod:`heldout.dred`)."""
-    if cfg.sampler.name == "dred":
-        from heldout.trainer import dred
+    from heldout import level_samplers
+    from heldout.trainer import dred
 
-        return dred.sampler_params(cfg, run_dir)
-    return {"seed": cfg.seed, **cfg.sampler.params}
+    params = {"seed": cfg.seed, **cfg.sampler.params}
+    if "generator" in level_samplers.needs(cfg.sampler.name):  # a model of the training levels, fitted before training
+        params = {k: v for k, v in params.items() if k not in dred.TRAINER_KEYS}
+        params["generator"] = dred.run_generator(cfg, run_dir)
+    return params
 
 
-def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
+def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     """Every piece of a run from its config; checks names and values, writes nothing.
 
-    ``run_dir``: the run's directory, where a ``dred`` run keeps its generative model."""
+    ``run_dir``: the run's directory, where a sampler that needs a generator (DRED) finds the
+    model fitted for the run (:func:`heldout.trainer.dred.prepare_run`)."""
     from heldout import agents, level_samplers
 
     try:
@@ -125,12 +142,13 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Setup:
     except ValueError as err:
         raise UsageError(f"--sampler {cfg.sampler.name} with --env.train_set {cfg.env.train_set}: {err}") from None
     from heldout.trainer.level_stats import PlayedLevelStats, reference_levels
-    from heldout.trainer.sampler_glue import LevelSamplerCallback
 
     # Drift is measured against the family's `train` set (whose distribution `test` shares), also
     # when the run trains on another set: DR and ACCEL on `random` should show their distance.
     reference = train_levels if cfg.env.train_set == "train" else load_level_set(family, "train", cfg)
     stats = PlayedLevelStats(space, reference_levels(reference, seed=cfg.env.level_seed), sampler)
-    sampler_callback = LevelSamplerCallback(sampler, level_stats=stats if stats.enabled else None)
-    sampler_callback.attach(env)  # the env's first reset already draws from the sampler
-    return Setup(cfg, family, train_levels, test_sets, level_env, env, model, sampler_callback)
+    try:  # the sampler becomes the env's level source: its first reset already draws from it
+        glue = SamplerGlue(sampler, model, level_stats=stats if stats.enabled else None)
+    except TypeError as err:
+        raise UsageError(f"--sampler {cfg.sampler.name} with --agent {cfg.agent}: {err}") from None
+    return Run(cfg, model, glue, family, train_levels, test_sets, run_dir)

@@ -22,11 +22,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from heldout.cli import UsageError
 from heldout.envs.base import LevelSpace
 from heldout.trainer import config
-from heldout.trainer.build import Setup
+from heldout.trainer.build import Run
 from heldout.trainer.rundir import CHECKPOINT, CONFIG_FILE, RESUMABLE, config_differences
 from heldout.trainer.tree import UnsafeFileError, load_tree, save_tree
 
-FORMAT = "heldout-checkpoint-v2"
+FORMAT = "heldout-checkpoint-v3"
+"""v3: the env reports replay flags and the sampler glue keeps no copy of the slots (v2 did)."""
 
 
 def find_vec_normalize(env: VecEnv) -> VecNormalize | None:
@@ -96,7 +97,13 @@ def load(path: Path, level_space: LevelSpace | None = None) -> dict[str, Any]:
         raise
     except ValueError as err:
         raise ValueError(f"{err}; restore it from a copy or start the run afresh in a new --run-dir") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    found = state.get("format") if isinstance(state, dict) else None
+    if isinstance(found, str) and found.startswith("heldout-checkpoint-") and found != FORMAT:
+        raise ValueError(
+            f"{path} was written by another heldout version ({found}; this one reads {FORMAT}); continue the "
+            "run with the heldout version that wrote it, or start it afresh in a new --run-dir"
+        )
+    if found != FORMAT:
         raise ValueError(f"{path} is not a heldout checkpoint ({FORMAT}); give a run directory written by heldout train")
     return state
 
@@ -132,22 +139,24 @@ def restore(model, level_env, state: dict[str, Any]) -> None:
 # -- a run's checkpoint ---------------------------------------------------------------------------
 
 
-def save_checkpoint(setup: Setup, run_dir: Path, last_eval_step: int) -> None:
+def save_checkpoint(run: Run) -> None:
+    """Write the run's state to ``RUN_DIR/checkpoints/latest.pt`` (atomically)."""
     extra = {
-        "sampler": setup.sampler_callback.state_dict(),
-        "last_eval_step": last_eval_step,
-        "wall_time": setup.wall_time_before + time.time() - setup.started,
-        "config": config.to_dict(setup.cfg),
+        "sampler": run.glue.state_dict(),
+        "last_eval_step": run.last_eval_step,
+        "wall_time": run.wall_time_before + time.time() - run.started,
+        "config": config.to_dict(run.cfg),
     }
-    state = capture(setup.model, setup.level_env, extra)
-    save(state, run_dir / CHECKPOINT, setup.level_env.level_space)
+    state = capture(run.model, run.level_env, extra)
+    save(state, run.run_dir / CHECKPOINT, run.level_env.level_space)
 
 
-def load_checkpoint(setup: Setup, run_dir: Path) -> dict[str, Any]:
+def load_checkpoint(run: Run) -> dict[str, Any]:
     """The run's checkpoint, read safely and checked against the run's config (writes nothing)."""
+    run_dir = run.run_dir
     path = run_dir / CHECKPOINT
-    state = load(path, setup.level_env.level_space)
-    differing = config_differences(state.get("config") or {}, setup.cfg, ignore=RESUMABLE)
+    state = load(path, run.level_env.level_space)
+    differing = config_differences(state.get("config") or {}, run.cfg, ignore=RESUMABLE)
     if differing:
         raise UsageError(
             f"checkpoint {path} was written with other settings than {run_dir / CONFIG_FILE} "
@@ -157,11 +166,14 @@ def load_checkpoint(setup: Setup, run_dir: Path) -> dict[str, Any]:
     return state
 
 
-def restore_checkpoint(setup: Setup, state: dict[str, Any], path: Path) -> None:
+def restore_checkpoint(run: Run, state: dict[str, Any]) -> None:
     """Put the run back where ``state`` left it; a state that does not fit is a UsageError."""
+    path = run.run_dir / CHECKPOINT
     try:
-        setup.sampler_callback.load_state_dict(state["sampler"])
-        restore(setup.model, setup.level_env, state)
+        run.glue.load_state_dict(state["sampler"])
+        restore(run.model, run.level_env, state)
     except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as err:
         detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise UsageError(f"checkpoint {path} does not fit this run ({detail}); start the run afresh in a new --run-dir") from None
+    run.last_eval_step = state["last_eval_step"]
+    run.wall_time_before = state["wall_time"]

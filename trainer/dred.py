@@ -15,6 +15,8 @@ package does not) and prepares the ``dred`` sampler of ``heldout train --sampler
 * a resumed (or restarted) run reuses the model in its directory, so it is never refitted.
 
 Every other key of ``--sampler.params`` goes to the sampler (``heldout.level_samplers.DREDSampler``).
+The trainer provides this model's generator to any sampler whose constructor takes a
+``generator`` (``heldout.level_samplers.needs``), with no branch on the sampler's name.
 """
 
 from __future__ import annotations
@@ -203,23 +205,23 @@ def prepare_run(cfg: Any, run_dir: Path, *, progress: bool = True) -> Path:
     return target
 
 
-def sampler_params(cfg: Any, run_dir: Path | None) -> dict[str, Any]:
-    """The ``dred`` sampler's parameters: the run's own ones plus the generator of its model
-    (the run directory's, else the ``model`` given)."""
+def run_generator(cfg: Any, run_dir: Path | None):
+    """The level generator of the run's fitted model (the run directory's, else the ``model`` given):
+    what the trainer provides to a sampler that needs a ``generator``."""
     from heldout.generators import LevelGenerator
 
-    model, _, rest = split_params(cfg.sampler.params)
+    model, _, _ = split_params(cfg.sampler.params)
     path = Path(run_dir) / MODEL_FILE if run_dir is not None else None
     if path is None or not path.exists():
         if model is None:
             raise UsageError(
-                "the dred sampler needs a fitted model: give --sampler.params '{model: FILE}' "
+                f"the {cfg.sampler.name} sampler needs a fitted model: give --sampler.params '{{model: FILE}}' "
                 "(from `heldout dred fit`) or let `heldout train` fit one in the run directory"
             )
         path = Path(model)
     space, train = _run_inputs(cfg)
     dred = load_checked(path, space, train, cfg)
-    return {"seed": cfg.seed, **rest, "generator": LevelGenerator(dred.model, space, dred.levels)}
+    return LevelGenerator(dred.model, space, dred.levels)
 
 
 def summary_line(dred: Any, seconds: float) -> str:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from heldout.evaluation import episodes as evaluation, probe, report
-from heldout.trainer.build import Setup
+from heldout.trainer.build import Run
 from heldout.trainer.rundir import EVALUATIONS, PROBES
 
 
-def evaluate_all(setup: Setup, episodes: int, seed_offset: int = 0) -> dict[str, Any]:
+def evaluate_all(run: Run, episodes: int, seed_offset: int = 0) -> dict[str, Any]:
     """The agent on the training set and on every held-out set (see :func:`evaluation.summarise_sets`)."""
-    cfg = setup.cfg
+    cfg = run.cfg
     runs = {}
-    for name, levels in (("train", setup.train_levels), *setup.test_sets.items()):
+    for name, levels in (("train", run.train_levels), *run.test_sets.items()):
         runs[name] = evaluation.run_episodes(
-            setup.model,
-            setup.family,
+            run.model,
+            run.family,
             levels,
             episodes,
             num_envs=cfg.eval.num_envs,
@@ -26,7 +25,7 @@ def evaluate_all(setup: Setup, episodes: int, seed_offset: int = 0) -> dict[str,
             env_options=cfg.env.options,
         )
     train = runs.pop("train")
-    return evaluation.summarise_sets(setup.family, train, runs, setup.test_sets, cfg.env.options)
+    return evaluation.summarise_sets(run.family, train, runs, run.test_sets, cfg.env.options)
 
 
 def log_evaluation(logger, prefix: str, summary: dict[str, Any]) -> None:
@@ -63,19 +62,19 @@ def add_scores_layout(logger, test_sets: list[str]) -> None:
             writer.flush()
 
 
-def evaluate_and_log(setup: Setup, run_dir: Path, logger, episodes: int) -> dict[str, Any]:
+def evaluate_and_log(run: Run) -> dict[str, Any]:
     """A periodic evaluation: to TensorBoard (``eval/...``) and to ``evaluations.jsonl``."""
-    summary = evaluate_all(setup, episodes)
-    log_evaluation(logger, "eval", summary)
-    report.append_jsonl(run_dir / EVALUATIONS, {"steps": setup.model.num_timesteps, **summary})
+    summary = evaluate_all(run, run.cfg.eval.episodes)
+    log_evaluation(run.model.logger, "eval", summary)
+    report.append_jsonl(run.run_dir / EVALUATIONS, {"steps": run.model.num_timesteps, **summary})
     return summary
 
 
-def probe_and_log(setup: Setup, run_dir: Path, logger) -> dict[str, Any]:
+def probe_and_log(run: Run) -> dict[str, Any]:
     """The level-identity probe (:mod:`heldout.evaluation.probe`): to TensorBoard (``probe/...``) and ``probe.jsonl``."""
-    cfg = setup.cfg
-    result = probe.run(setup.model, setup.family, setup.train_levels, cfg.probe.steps, cfg.seed + 2_000_003,
+    cfg = run.cfg
+    result = probe.run(run.model, run.family, run.train_levels, cfg.probe.steps, cfg.seed + 2_000_003,
                        cfg.env.options)  # fmt: skip
-    probe.log(logger, result)
-    report.append_jsonl(run_dir / PROBES, {"steps": setup.model.num_timesteps, **result})
+    probe.log(run.model.logger, result)
+    report.append_jsonl(run.run_dir / PROBES, {"steps": run.model.num_timesteps, **result})
     return result

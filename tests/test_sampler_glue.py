@@ -1,8 +1,9 @@
-"""The level-sampler callback on real (tiny) stable-baselines3 PPO runs over a toy LevelVecEnv.
+"""The sampler glue in the trainer's loop, on real (tiny) stable-baselines3 PPO runs over a toy
+LevelVecEnv.
 
-Expected scores and loss masks are rebuilt here independently of the callback: from copies
-of the rollout buffer, the order in which the env loaded levels into slots, and the order
-in which the sampler drew them.
+Expected scores and loss masks are rebuilt here independently of the glue: from copies of the
+rollout buffer, the order in which the env loaded levels into slots, and the order in which the
+sampler drew them.
 """
 
 import pickle
@@ -11,13 +12,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecNormalize
 
 from heldout import level_samplers
-from heldout.envs.base import LevelSet, LevelSpace, LevelVecEnv
-from heldout.trainer.sampler_glue import LevelSamplerCallback, find_level_vec_env, image_grid
+from heldout.envs.base import LevelDraw, LevelSet, LevelSpace, LevelVecEnv
+from heldout.trainer.build import Run
+from heldout.trainer.config import TrainConfig
+from heldout.trainer.loop import train_loop
+from heldout.trainer.sampler_glue import SamplerGlue, find_level_vec_env, image_grid
 
 N_LEVELS = 6
 N_ENVS = 3
@@ -83,7 +87,7 @@ class RecordingPPO(PPO):
 
 
 class Capture(BaseCallback):
-    """Copies the rollout buffer at every rollout end (after the sampler callback ran)."""
+    """Copies the rollout buffer at every rollout end (a user's callback, as the loop passes it on)."""
 
     def __init__(self):
         super().__init__()
@@ -117,22 +121,33 @@ def spy(sampler):
     return draws, updates
 
 
-def run(sampler_name="plr", *, steps=8, attach=True, model_cls=RecordingPPO, wrap=True, logger_dir=None,
-        space=None, sampler_params=None, callback_params=None):
+def toy_model(env, model_cls=RecordingPPO):
+    return model_cls("MlpPolicy", env, n_steps=N_STEPS, batch_size=N_STEPS * N_ENVS, n_epochs=1, seed=0,
+                     policy_kwargs={"net_arch": [8]})
+
+
+def toy_run(model, glue, rollouts):
+    """A run of ``rollouts`` rollouts with no evaluation, probe or checkpoint."""
+    cfg = TrainConfig()
+    cfg.steps, cfg.checkpoint_interval = rollouts * N_STEPS * N_ENVS, 0
+    return Run(cfg, model, glue)
+
+
+def run(sampler_name="plr", *, steps=8, reset_first=False, model_cls=RecordingPPO, wrap=True, logger_dir=None,
+        space=None, sampler_params=None, glue_params=None):
     env = ToyVecEnv(space=space)
     venv = VecNormalize(env, norm_obs=False) if wrap else env
     sampler = level_samplers.make(sampler_name, range(N_LEVELS), seed=0, **(sampler_params or {}))
     draws, updates = spy(sampler)
-    callback = LevelSamplerCallback(sampler, **(callback_params or {}))
     capture = Capture()
-    model = model_cls("MlpPolicy", venv, n_steps=N_STEPS, batch_size=N_STEPS * N_ENVS, n_epochs=1, seed=0,
-                      policy_kwargs={"net_arch": [8]})
+    model = toy_model(venv, model_cls)
     if logger_dir is not None:
         model.set_logger(configure(str(logger_dir), ["tensorboard"]))
-    if attach:
-        callback.attach(venv)
-    model.learn(steps * N_STEPS * N_ENVS, callback=CallbackList([callback, capture]))
-    return dict(env=env, model=model, sampler=sampler, callback=callback, rollouts=capture.rollouts, draws=draws,
+    if reset_first:
+        venv.reset()  # the slots start on levels the sampler did not choose
+    glue = SamplerGlue(sampler, model, **(glue_params or {}))
+    train_loop(toy_run(model, glue, steps), callback=capture)
+    return dict(env=env, model=model, sampler=sampler, glue=glue, rollouts=capture.rollouts, draws=draws,
                 updates=updates)
 
 
@@ -172,7 +187,7 @@ def test_find_level_vec_env():
 def test_plr_gets_one_step_weighted_score_per_episode():
     r = run("plr")
     per_slot = episodes_per_slot(r)
-    # attach() came before learn: sb3's own reset drew from the sampler, no second reset
+    # the glue installed the sampler before the loop's reset: every load was drawn, once
     assert len(r["env"].loads) == len(r["draws"])
     expected = expected_value_l1_updates(r, per_slot)
     assert len(expected) > 10
@@ -184,10 +199,10 @@ def test_plr_gets_one_step_weighted_score_per_episode():
     assert r["sampler"].num_seen == len({lv for lv, _ in got})
 
 
-def test_without_attach_the_env_is_reset_onto_sampled_levels():
-    r = run("plr", attach=False, steps=4)
-    # sb3 reset the env (uniform levels) before training start; the callback reset it again
-    # so that every slot's first episode is a sampled level
+def test_an_env_reset_before_the_glue_is_reset_onto_sampled_levels():
+    r = run("plr", reset_first=True, steps=4)
+    # the env was reset (uniform levels) before the glue existed; the loop's fresh start resets
+    # it again, so that every slot's first episode is a sampled level
     per_slot = episodes_per_slot(r, skip_loads=N_ENVS)
     expected = expected_value_l1_updates(r, per_slot)
     got = r["updates"]
@@ -212,7 +227,7 @@ def test_robust_plr_loss_mask_marks_exactly_the_new_levels_steps():
 
 
 def test_robust_plr_needs_a_model_with_a_loss_mask():
-    with pytest.raises(TypeError, match="has no set_loss_mask"):
+    with pytest.raises(TypeError, match="has no set_loss_mask"):  # refused when the glue is built
         run("robust_plr", steps=1, model_cls=PPO)
 
 
@@ -220,17 +235,17 @@ def test_robust_plr_runs_with_heldout_ppo():
     from heldout.agents.ppo import HeldoutPPO
 
     r = run("robust_plr", steps=4, model_cls=HeldoutPPO, wrap=False)
-    assert r["callback"].last_loss_mask is not None
+    assert r["glue"].last_loss_mask is not None
     assert r["model"].pending_loss_mask is None  # the update consumed the mask
     assert r["sampler"].num_seen > 0
 
 
 class CompareProbs(BaseCallback):
-    """At rollout end, the callback's chunked pass next to a one-observation-at-a-time one."""
+    """At rollout end, the glue's chunked pass next to a one-observation-at-a-time one."""
 
-    def __init__(self, sampler_callback):
+    def __init__(self, glue):
         super().__init__()
-        self.sampler_callback = sampler_callback
+        self.glue = glue
         self.pairs = []
 
     def _on_step(self):
@@ -243,16 +258,16 @@ class CompareProbs(BaseCallback):
              for e in range(N_ENVS)]
             for t in range(N_STEPS)
         ]
-        self.pairs.append((self.sampler_callback._action_probabilities(buffer), np.array(per_step)))
+        self.pairs.append((self.glue._action_probabilities(self.model), np.array(per_step)))
 
 
 def test_distribution_scores_use_one_batched_pass():
     sampler = level_samplers.make("plr", range(N_LEVELS), score="policy_entropy")
     draws, updates = spy(sampler)
-    callback = LevelSamplerCallback(sampler, score_batch_size=4)  # 15 observations in 4 chunks
-    compare = CompareProbs(callback)
-    model = PPO("MlpPolicy", ToyVecEnv(), n_steps=N_STEPS, batch_size=15, n_epochs=1, seed=0, policy_kwargs={"net_arch": [8]})
-    model.learn(3 * N_STEPS * N_ENVS, callback=CallbackList([callback, compare]))
+    model = toy_model(ToyVecEnv(), PPO)
+    glue = SamplerGlue(sampler, model, score_batch_size=4)  # 15 observations in 4 chunks
+    compare = CompareProbs(glue)
+    train_loop(toy_run(model, glue, 3), callback=compare)
     assert len(compare.pairs) == 3
     for batched, per_step in compare.pairs:
         assert batched.shape == (N_STEPS, N_ENVS, 2)
@@ -261,26 +276,23 @@ def test_distribution_scores_use_one_batched_pass():
     assert scores and all(0.0 <= s <= 1.0 for s in scores)
 
 
-def test_callback_state_dict_resumes_exactly():
+def test_glue_state_dict_resumes_exactly():
     straight = run("plr", steps=8)
 
     env = ToyVecEnv()
-    venv = VecNormalize(env, norm_obs=False)
+    model = toy_model(VecNormalize(env, norm_obs=False))
     first = level_samplers.make("plr", range(N_LEVELS), seed=0)
     draws, updates = spy(first)
-    callback = LevelSamplerCallback(first)
-    callback.attach(venv)
-    model = RecordingPPO("MlpPolicy", venv, n_steps=N_STEPS, batch_size=N_STEPS * N_ENVS, n_epochs=1, seed=0,
-                         policy_kwargs={"net_arch": [8]})
-    model.learn(4 * N_STEPS * N_ENVS, callback=callback)
-    state = pickle.loads(pickle.dumps(callback.state_dict()))
+    glue = SamplerGlue(first, model)
+    train_loop(toy_run(model, glue, 4))
+    state = pickle.loads(pickle.dumps(glue.state_dict()))
     assert state["scorer"]["partials"]  # some episodes are carried over the break
 
     resumed = level_samplers.make("plr", range(N_LEVELS), seed=123)
     draws2, updates2 = spy(resumed)
-    callback2 = LevelSamplerCallback(resumed)
-    callback2.load_state_dict(state)
-    model.learn(4 * N_STEPS * N_ENVS, callback=callback2, reset_num_timesteps=False)
+    glue2 = SamplerGlue(resumed, model)  # the resumed sampler becomes the env's level source
+    glue2.load_state_dict(state)
+    train_loop(toy_run(model, glue2, 8), resume=True)
 
     assert draws + draws2 == straight["draws"]
     assert updates + updates2 == straight["updates"]
@@ -293,24 +305,23 @@ def test_resuming_in_a_fresh_env_scores_cut_episodes_and_resets_onto_sampled_lev
         env = ToyVecEnv(levels=(1,))
         sampler = level_samplers.make("plr", [1], seed=0)
         draws, updates = spy(sampler)
-        callback = LevelSamplerCallback(sampler)
+        model = toy_model(env)
+        glue = SamplerGlue(sampler, model)
         if state is not None:
-            callback.load_state_dict(state)
-        model = RecordingPPO("MlpPolicy", env, n_steps=N_STEPS, batch_size=15, n_epochs=1, seed=0,
-                             policy_kwargs={"net_arch": [8]})
-        return env, callback, model, draws, updates
+            glue.load_state_dict(state)
+        return env, glue, model, draws, updates
 
-    _, callback, model, _, _ = setup()
-    model.learn(2 * N_STEPS * N_ENVS, callback=callback)
-    state = pickle.loads(pickle.dumps(callback.state_dict()))
+    _, glue, model, _, _ = setup()
+    train_loop(toy_run(model, glue, 2))
+    state = pickle.loads(pickle.dumps(glue.state_dict()))
     carried = state["scorer"]["partials"]
     assert carried  # 10 steps of 3-step episodes: every slot is one step into an episode
 
-    env, callback, model, draws, updates = setup(state)
-    model.learn(N_STEPS * N_ENVS, callback=callback)
-    # sb3 reset the new env (N_ENVS uniform loads), the callback reset it onto sampled levels
-    assert [lv for _, lv in env.loads[N_ENVS:]] == [lv for lv, _ in draws]
-    assert env.load_steps[: 2 * N_ENVS] == [0] * (2 * N_ENVS)  # two resets before the first step
+    env, glue, model, draws, updates = setup(state)
+    train_loop(toy_run(model, glue, 1))  # a fresh start in a fresh env
+    # the loop reset the new env once, onto sampled levels: every load was drawn from the sampler
+    assert [lv for _, lv in env.loads] == [lv for lv, _ in draws]
+    assert env.load_steps[: N_ENVS + 1] == [0] * N_ENVS + [3]  # one reset before the first step
     # the cut episodes were scored as they were, not merged into the new episodes nor dropped
     flushed = updates[: len(carried)]
     expected = [(p["level"], p["score_sum"] / p["steps"]) for _, p in sorted(carried.items())]
@@ -321,7 +332,7 @@ def test_resuming_in_a_fresh_env_scores_cut_episodes_and_resets_onto_sampled_lev
 def test_tensorboard_gets_scalars_histogram_and_level_images(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    r = run("plr", steps=4, logger_dir=tmp_path, callback_params={"image_interval": 1, "num_images": 4})
+    r = run("plr", steps=4, logger_dir=tmp_path, glue_params={"image_interval": 1, "num_images": 4})
     acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0, "histograms": 0, "images": 0})
     acc.Reload()
     tags = acc.Tags()
@@ -331,7 +342,7 @@ def test_tensorboard_gets_scalars_histogram_and_level_images(tmp_path):
     assert "level_sampler/top_levels" in tags["images"]
     seen = [e.value for e in acc.Scalars("level_sampler/num_seen")]
     assert seen[-1] == r["sampler"].num_seen
-    top = r["callback"].top_levels()
+    top = r["glue"].top_levels()
     assert 0 < len(top) <= 4
     probs = r["sampler"].probabilities()
     assert [probs[lv] for lv in top] == sorted((probs[lv] for lv in top), reverse=True)
@@ -346,7 +357,7 @@ def test_levels_that_cannot_be_rendered_just_skip_the_image(tmp_path):
     class Unrenderable(LevelSpace):
         family = "toy"
 
-    run("plr", steps=2, logger_dir=tmp_path, space=Unrenderable(), callback_params={"image_interval": 1})
+    run("plr", steps=2, logger_dir=tmp_path, space=Unrenderable(), glue_params={"image_interval": 1})
     acc = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
     acc.Reload()
     assert acc.Tags()["images"] == []
@@ -362,12 +373,13 @@ def test_image_grid_layout():
     assert (grid[4:6, 5:8] == 0).all()
 
 
-def test_bad_callback_arguments():
+def test_bad_glue_arguments():
     sampler = level_samplers.make("plr", range(3))
+    model = toy_model(ToyVecEnv())
     with pytest.raises(ValueError, match="log_interval must be an integer >= 1"):
-        LevelSamplerCallback(sampler, log_interval=0)
+        SamplerGlue(sampler, model, log_interval=0)
     with pytest.raises(TypeError, match="sampler must be a heldout LevelSampler"):
-        LevelSamplerCallback(object())
+        SamplerGlue(object(), model)
 
 
 def test_max_mc_records_the_env_s_achieved_return_not_the_bootstrapped_reward():
@@ -382,15 +394,85 @@ def test_max_mc_records_the_env_s_achieved_return_not_the_bootstrapped_reward():
         update(level, score, max_return=max_return)
 
     sampler.update = spy_update
-    env = ToyVecEnv()
-    model = RecordingPPO("MlpPolicy", env, n_steps=N_STEPS, batch_size=N_STEPS * N_ENVS, n_epochs=1, seed=0,
-                         policy_kwargs={"net_arch": [8]})
-    callback = LevelSamplerCallback(sampler)
-    callback.attach(env)
-    model.learn(8 * N_STEPS * N_ENVS, callback=callback)
+    model = toy_model(ToyVecEnv())
+    train_loop(toy_run(model, SamplerGlue(sampler, model), 8))
     complete = [(lv, r) for lv, r in recorded if r is not None]
     assert any(lv >= 4 for lv, _ in complete), "no time-limited episode was scored"
     assert {r for _, r in complete} <= {0.0, 1.0}
     for level in range(N_LEVELS):
         best = max((r for lv, r in complete if lv == level), default=None)
         assert sampler.max_return(level) == best
+
+
+def test_the_env_reports_each_step_s_level_and_replay_flag():
+    env = ToyVecEnv(num_envs=2, levels=(1,))  # 3-step episodes
+    marks = iter([True, False, False, True])
+    env.set_level_source(lambda slot: LevelDraw(1, next(marks)))
+    env.reset()
+    assert env.replayed.tolist() == [True, False]
+    for _ in range(2):
+        env.step_async(np.zeros(2, np.int64))
+        _, _, dones, infos = env.step_wait()
+    assert not dones.any() and [(i["level"], i["replayed"]) for i in infos] == [(1, True), (1, False)]
+    env.step_async(np.zeros(2, np.int64))
+    _, _, dones, infos = env.step_wait()  # the episodes end; the infos still describe them
+    assert dones.all() and [i["replayed"] for i in infos] == [True, False]
+    assert env.replayed.tolist() == [False, True]  # the next episodes' draws
+    env._get_sim_state, env._set_sim_state = (lambda: None), (lambda sim: None)
+    saved = env.get_state()
+    env.set_levels([1], [1])  # a level put in by hand is no replay
+    assert env.replayed.tolist() == [False, False]
+    env.set_state(saved)
+    assert env.replayed.tolist() == [False, True]
+    env.set_level_source(lambda slot: 1)  # nor is a plain level from the source
+    env.reset()
+    assert env.replayed.tolist() == [False, False]
+
+
+class CountCalls(BaseCallback):
+    def __init__(self):
+        super().__init__()
+        self.calls = {}
+
+    def _count(self, name):
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def _on_training_start(self):
+        self._count("training_start")
+        self.total = self.locals["total_timesteps"]
+
+    def _on_rollout_start(self):
+        self._count("rollout_start")
+
+    def _on_step(self):
+        self._count("step")
+        return True
+
+    def _on_rollout_end(self):
+        self._count("rollout_end")
+
+    def _on_training_end(self):
+        self._count("training_end")
+
+
+def test_a_user_s_callbacks_get_the_calls_learn_makes():
+    sampler = level_samplers.make("plr", range(N_LEVELS), seed=0)
+    model = toy_model(ToyVecEnv())
+    first, second = CountCalls(), CountCalls()
+    train_loop(toy_run(model, SamplerGlue(sampler, model), 3), callback=[first, second])
+    for cb in (first, second):
+        assert cb.calls == {"training_start": 1, "rollout_start": 3, "step": 3 * N_STEPS, "rollout_end": 3,
+                            "training_end": 1}
+        assert cb.total == 3 * N_STEPS * N_ENVS and cb.model is model
+
+
+def test_a_callback_that_returns_false_stops_the_loop():
+    class StopAtOnce(BaseCallback):
+        def _on_step(self):
+            return False
+
+    sampler = level_samplers.make("plr", range(N_LEVELS), seed=0)
+    model = toy_model(ToyVecEnv())
+    train_loop(toy_run(model, SamplerGlue(sampler, model), 3), callback=StopAtOnce())
+    assert model.num_timesteps == N_ENVS  # one step, no update
+    assert not getattr(model, "masks", None) and model._n_updates == 0
