@@ -90,14 +90,25 @@ def check_solvable(space: envs.LevelSpace, levels: envs.LevelSet, source: str) -
 def sampler_params(cfg: TrainConfig, run_dir: Path | None) -> dict[str, Any]:
     """The level sampler's parameters: the config's, and for ``dred`` the generator of the
     run's fitted model (see :mod:`heldout.dred`)."""
-    from heldout import level_samplers
     from heldout.trainer import dred
 
     params = {"seed": cfg.seed, **cfg.sampler.params}
-    if "generator" in level_samplers.needs(cfg.sampler.name):  # a model of the training levels, fitted before training
+    if "generator" in sampler_needs(cfg):  # a model of the training levels, fitted before training
         params = {k: v for k, v in params.items() if k not in dred.TRAINER_KEYS}
         params["generator"] = dred.run_generator(cfg, run_dir)
     return params
+
+
+def sampler_needs(cfg: TrainConfig) -> frozenset[str]:
+    """What the trainer provides to the run's sampler (:func:`heldout.level_samplers.needs`:
+    ``space``, ``generator``); UsageError for an unknown sampler."""
+    from heldout import level_samplers
+
+    if cfg.sampler.name not in level_samplers.names():
+        raise UsageError(
+            f"unknown level sampler {cfg.sampler.name!r}; choose one of {', '.join(level_samplers.names())}"
+        )
+    return level_samplers.needs(cfg.sampler.name)
 
 
 def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
@@ -113,10 +124,7 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         raise UsageError(err.args[0]) from None
     if cfg.agent not in agents.names():
         raise UsageError(f"unknown agent {cfg.agent!r}; choose one of {', '.join(agents.names())}")
-    if cfg.sampler.name not in level_samplers.names():
-        raise UsageError(
-            f"unknown level sampler {cfg.sampler.name!r}; choose one of {', '.join(level_samplers.names())}"
-        )
+    sampler_needs(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     options = dict(cfg.env.options)

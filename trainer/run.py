@@ -9,10 +9,9 @@ from typing import Any
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import MaybeCallback
 
-from heldout import level_samplers
 from heldout.evaluation import report
 from heldout.trainer import signals
-from heldout.trainer.build import Run, build
+from heldout.trainer.build import Run, build, sampler_needs
 from heldout.trainer.checkpoint import load_checkpoint, restore_checkpoint, save_checkpoint
 from heldout.trainer.config import TrainConfig
 from heldout.trainer.evaluate import add_scores_layout, evaluate_all, log_evaluation, probe_and_log
@@ -37,7 +36,7 @@ def train(
     """
     run_dir = Path(run_dir)
     check_run_dir(cfg, run_dir, resume)
-    if "generator" in level_samplers.needs(cfg.sampler.name):
+    if "generator" in sampler_needs(cfg):
         from heldout.trainer import dred
 
         dred.prepare_run(cfg, run_dir, progress=progress)  # fits the generator's model when the run has none
