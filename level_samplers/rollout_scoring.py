@@ -4,9 +4,10 @@ A rollout of ``T`` steps in ``E`` environment slots is cut, per slot, into episo
 segments at the steps that start a new episode. A segment whose episode ends inside the
 rollout is finished there; one cut by the end of the rollout is carried to the next
 rollout and merged with the rest of its episode, so an episode that crosses a rollout
-boundary gets **one** score, the step-weighted mean of its segments' scores (for
-``max_mc``: R_max minus the mean value over all its steps). A score of exactly 0 is a
-score like any other.
+boundary gets **one** score: for a per-segment score the step-weighted mean of its
+segments' scores, for an episode score (``max_mc``) the score of its totals, R_max minus the
+mean value over all its steps (see :data:`heldout.level_samplers.scores.SCORES`). A score of
+exactly 0 is a score like any other.
 
 ``max_mc``'s R_max is the best **achieved** return on the level: the undiscounted sum of an
 episode's rewards, recorded only for episodes that ended (the published definition: dcd's
@@ -17,7 +18,7 @@ must be in the units of the values it is compared with: by default the sum of th
 rewards (sb3 adds a time-limit bootstrap to a truncated episode's last reward) passes
 ``episode_returns`` instead (see :meth:`EpisodeScorer.process`).
 
-This module is numpy only; :mod:`heldout.sampler_callback` feeds it stable-baselines3's
+This module is numpy only; :mod:`heldout.trainer.sampler_glue` feeds it stable-baselines3's
 rollout buffer (whose layout, ``episode_starts`` and bootstrap conventions it follows).
 """
 
@@ -70,7 +71,8 @@ class EpisodeScorer:
     """
 
     def __init__(self, score_name: str, num_envs: int, gamma: float) -> None:
-        self.score_name = scores.check_score_name(score_name)
+        self._score = scores.get_score(score_name)
+        self.score_name = self._score.name
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.num_envs = int(num_envs)
@@ -80,7 +82,7 @@ class EpisodeScorer:
     @property
     def needs_probs(self) -> bool:
         """Whether :meth:`process` needs the policy's action probabilities."""
-        return self.score_name in scores.DISTRIBUTION_SCORES
+        return "probs" in self._score.needs
 
     def pending(self) -> dict[int, tuple[Level, int]]:
         """Unfinished episodes carried to the next rollout: slot -> (level, steps so far)."""
@@ -161,8 +163,15 @@ class EpisodeScorer:
                 acc = _Partial(level=level, replayed=bool(replayed[a, e]))
             next_value = 0.0 if ended else float(last_values[e])
             n = b - a
-            if self.score_name != "max_mc":
-                seg = self._segment_score(a, b, e, rewards, values, advantages, next_value, probs)
+            if self._score.per_segment:
+                seg = self._score(
+                    rewards=rewards[a:b, e],
+                    values=values[a:b, e],
+                    advantages=advantages[a:b, e],
+                    next_value=next_value,
+                    gamma=self.gamma,
+                    probs=None if probs is None else probs[a:b, e],
+                )
                 acc.score_sum += seg * n
             acc.steps += n
             acc.value_sum += float(values[a:b, e].sum())
@@ -186,25 +195,6 @@ class EpisodeScorer:
         recent: dict[Level, float] = {}
         return [self._finish(self._partials.pop(e), False, max_return_of, recent) for e in chosen]
 
-    def _segment_score(
-        self,
-        a: int,
-        b: int,
-        e: int,
-        rewards: np.ndarray,
-        values: np.ndarray,
-        advantages: np.ndarray,
-        next_value: float,
-        probs: np.ndarray | None,
-    ) -> float:
-        name = self.score_name
-        if name in scores.ADVANTAGE_SCORES:
-            return scores.score(name, advantages=advantages[a:b, e])
-        if name == "one_step_td":
-            return scores.one_step_td(rewards[a:b, e], values[a:b, e], next_value, self.gamma)
-        assert probs is not None
-        return scores.score(name, probs=probs[a:b, e])
-
     def _finish(
         self,
         acc: _Partial,
@@ -213,13 +203,13 @@ class EpisodeScorer:
         recent_max: dict[Level, float],
     ) -> EpisodeScore:
         achieved = acc.reward_sum if complete else None
-        if self.score_name == "max_mc":
+        if self._score.episode is not None:
             known = max_return_of(acc.level) if max_return_of is not None else None
             candidates = [r for r in (known, recent_max.get(acc.level), achieved) if r is not None]
             # No complete episode on this level yet and this one was cut: the return it collected
             # so far is the only achieved evidence; it scores, but is not recorded as R_max.
             best = max(candidates) if candidates else acc.reward_sum
-            score = best - acc.value_sum / acc.steps  # = scores.max_mc(all values, best)
+            score = self._score.episode(acc.value_sum, acc.steps, best)
         else:
             score = acc.score_sum / acc.steps
         if achieved is not None:

@@ -1,53 +1,65 @@
-"""Level scores: small pure functions of one episode segment.
+"""Level scores: small pure functions of one episode segment, and :data:`SCORES`, their table.
 
 A segment is the steps of one episode that lie in one rollout (or the whole episode). All
 arrays are indexed by step ``t = 0 .. T-1``; nothing here writes to its inputs.
 
-================  ==================================================================  ============
-name              score                                                                 needs
-================  ==================================================================  ============
-value_l1          mean |A_t|                                                            advantages
-positive_value_loss  mean max(A_t, 0)                                                   advantages
-gae               mean A_t (signed)                                                     advantages
-max_mc            mean (R_max - V(s_t)), R_max the highest return seen on the level     values
-one_step_td       mean |r_t + gamma V(s_{t+1}) - V(s_t)|, V(s_T) = ``next_value``        rewards, values
-policy_entropy    mean H(pi(.|s_t)) / log |A|                                           probs
-least_confidence  mean (1 - max_a pi(a|s_t))                                            probs
-min_margin        1 - mean (pi_top1 - pi_top2)                                          probs
-================  ==================================================================  ============
+===================  ======================================================================
+name                 score
+===================  ======================================================================
+value_l1             mean |A_t|
+positive_value_loss  mean max(A_t, 0)
+gae                  mean A_t (signed)
+max_mc               mean (R_max - V(s_t)), R_max the highest return seen on the level
+one_step_td          mean |r_t + gamma V(s_{t+1}) - V(s_t)|, V(s_T) = ``next_value``
+policy_entropy       mean H(pi(.|s_t)) / log |A|
+least_confidence     mean (1 - max_a pi(a|s_t))
+min_margin           1 - mean (pi_top1 - pi_top2)
+===================  ======================================================================
 
 ``A_t`` is the GAE advantage (see :func:`compute_gae`). ``next_value`` is the value of the
 state after the segment's last step: 0 when that step ended the episode (a terminal
 state has value 0), the bootstrap value when the segment was cut by the end of a rollout.
+
+Every score but ``max_mc`` is per segment: an episode's score is the step-weighted mean of
+its segments' scores. ``max_mc`` is an episode score: R_max is known only when the episode
+ends, so it is computed once from the sum of the episode's values (:func:`max_mc_of_sum`).
+:data:`SCORES` holds each score's function and what it needs from the rollout; the names,
+their validation (:func:`check_score_name`) and all dispatch derive from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-
-SCORE_NAMES: tuple[str, ...] = (
-    "gae",
-    "least_confidence",
-    "max_mc",
-    "min_margin",
-    "one_step_td",
-    "policy_entropy",
-    "positive_value_loss",
-    "value_l1",
-)
-ADVANTAGE_SCORES = frozenset({"value_l1", "positive_value_loss", "gae"})
-DISTRIBUTION_SCORES = frozenset({"policy_entropy", "least_confidence", "min_margin"})
-"""Scores computed from the policy's action probabilities at each step."""
 
 ArrayLike = Sequence[float] | np.ndarray
 
 
-def check_score_name(name: str) -> str:
-    if name not in SCORE_NAMES:
-        raise ValueError(f"unknown score {name!r}; choose one of {', '.join(SCORE_NAMES)}")
-    return name
+@dataclass(frozen=True)
+class Score:
+    """One row of :data:`SCORES`."""
+
+    name: str
+    function: Callable[..., float]
+    """The score of one segment, called with the inputs in ``needs`` as keywords."""
+    needs: tuple[str, ...]
+    """What ``function`` takes from the rollout: keywords of :func:`score`."""
+    episode: Callable[[float, int, float], float] | None = None
+    """For an episode score (``max_mc``): ``(sum of the episode's values, its steps, R_max) ->
+    score``; None for a per-segment score."""
+
+    @property
+    def per_segment(self) -> bool:
+        return self.episode is None
+
+    def __call__(self, **inputs: object) -> float:
+        """``function`` of the inputs it needs (others are ignored); ``ValueError`` naming any missing."""
+        missing = [k for k in self.needs if inputs.get(k) is None]
+        if missing:
+            raise ValueError(f"score {self.name!r} needs {', '.join(missing)}")
+        return self.function(**{k: inputs[k] for k in self.needs})
 
 
 def _steps(x: ArrayLike, what: str) -> np.ndarray:
@@ -115,7 +127,12 @@ def gae(advantages: ArrayLike) -> float:
 def max_mc(values: ArrayLike, max_return: float) -> float:
     """Mean of (R_max - V(s_t)): how far the values are below the best return seen on the level."""
     v = _steps(values, "values")
-    return float(float(max_return) - v.mean())
+    return max_mc_of_sum(v.sum(), v.size, max_return)
+
+
+def max_mc_of_sum(value_sum: float, steps: int, max_return: float) -> float:
+    """:func:`max_mc` from the sum of the values and the number of steps (R_max - mean V)."""
+    return float(float(max_return) - value_sum / steps)
 
 
 def one_step_td(rewards: ArrayLike, values: ArrayLike, next_value: float, gamma: float) -> float:
@@ -155,6 +172,39 @@ def min_margin(probs: ArrayLike) -> float:
     return float(1.0 - (top2[:, 1] - top2[:, 0]).mean())
 
 
+SCORES: dict[str, Score] = {
+    s.name: s
+    for s in (
+        Score("value_l1", value_l1, ("advantages",)),
+        Score("positive_value_loss", positive_value_loss, ("advantages",)),
+        Score("gae", gae, ("advantages",)),
+        Score("max_mc", max_mc, ("values", "max_return"), episode=max_mc_of_sum),
+        Score("one_step_td", one_step_td, ("rewards", "values", "next_value", "gamma")),
+        Score("policy_entropy", policy_entropy, ("probs",)),
+        Score("least_confidence", least_confidence, ("probs",)),
+        Score("min_margin", min_margin, ("probs",)),
+    )
+}
+"""Every level score by name."""
+
+SCORE_NAMES: tuple[str, ...] = tuple(sorted(SCORES))
+ADVANTAGE_SCORES = frozenset(n for n, s in SCORES.items() if s.needs == ("advantages",))
+DISTRIBUTION_SCORES = frozenset(n for n, s in SCORES.items() if s.needs == ("probs",))
+"""Scores computed from the policy's action probabilities at each step."""
+
+
+def check_score_name(name: str) -> str:
+    """``name`` if it is a score's; the one place a score name is validated."""
+    if name not in SCORES:
+        raise ValueError(f"unknown score {name!r}; choose one of {', '.join(SCORE_NAMES)}")
+    return name
+
+
+def get_score(name: str) -> Score:
+    """The row of :data:`SCORES` named ``name`` (validated by :func:`check_score_name`)."""
+    return SCORES[check_score_name(name)]
+
+
 def score(
     name: str,
     *,
@@ -167,25 +217,12 @@ def score(
     max_return: float | None = None,
 ) -> float:
     """The score ``name`` of one segment; raises ``ValueError`` naming any missing input."""
-    check_score_name(name)
-
-    def need(**inputs: object) -> None:
-        missing = [k for k, v in inputs.items() if v is None]
-        if missing:
-            raise ValueError(f"score {name!r} needs {', '.join(missing)}")
-
-    if name in ADVANTAGE_SCORES:
-        need(advantages=advantages)
-        return _BY_ADVANTAGE[name](advantages)  # type: ignore[arg-type]
-    if name == "max_mc":
-        need(values=values, max_return=max_return)
-        return max_mc(values, max_return)  # type: ignore[arg-type]
-    if name == "one_step_td":
-        need(rewards=rewards, values=values, next_value=next_value, gamma=gamma)
-        return one_step_td(rewards, values, next_value, gamma)  # type: ignore[arg-type]
-    need(probs=probs)
-    return _BY_PROBS[name](probs)  # type: ignore[arg-type]
-
-
-_BY_ADVANTAGE = {"value_l1": value_l1, "positive_value_loss": positive_value_loss, "gae": gae}
-_BY_PROBS = {"policy_entropy": policy_entropy, "least_confidence": least_confidence, "min_margin": min_margin}
+    return get_score(name)(
+        rewards=rewards,
+        values=values,
+        advantages=advantages,
+        next_value=next_value,
+        gamma=gamma,
+        probs=probs,
+        max_return=max_return,
+    )

@@ -336,6 +336,39 @@ def test_bad_parameters_name_the_parameter_and_the_accepted_values(levels, param
         level_samplers.make("plr", levels, **params)
 
 
+class _AddOne:
+    """The least level space accel takes: an edit adds one, the empty level is 0."""
+
+    def mutate(self, level, rng, num_edits=1):
+        return level + num_edits
+
+    def generate(self, name, rng):
+        return 0
+
+
+@pytest.mark.parametrize(
+    "name, levels, params",
+    [
+        ("uniform", range(3), {}),
+        ("dr", UNBOUNDED, {}),
+        ("plr", range(3), {}),
+        ("robust_plr", range(3), {}),
+        ("accel", range(3), {"space": _AddOne()}),
+        ("dred", range(3), {"generator": lambda rng, n: [0] * n}),
+    ],
+)
+def test_every_sampler_and_the_scorer_refuse_an_unknown_score_with_one_message(name, levels, params):
+    message = (
+        "unknown score 'value_l2'; choose one of gae, least_confidence, max_mc, min_margin, "
+        "one_step_td, policy_entropy, positive_value_loss, value_l1"
+    )
+    with pytest.raises(ValueError) as from_sampler:
+        level_samplers.make(name, levels, score="value_l2", **params)
+    with pytest.raises(ValueError) as from_scorer:
+        level_samplers.EpisodeScorer("value_l2", num_envs=1, gamma=0.9)
+    assert str(from_sampler.value) == str(from_scorer.value) == message
+
+
 def test_level_samplers_import_neither_torch_nor_envs_nor_agents():
     code = (
         "import sys, heldout.level_samplers as ls; ls.make('plr', range(3)).sample();"

@@ -77,6 +77,24 @@ def test_softmax_and_dispatcher():
     assert scores.score("max_mc", values=V, max_return=2.0) == pytest.approx(1.3)
 
 
+def test_the_table_says_what_each_score_needs_and_which_is_an_episode_score():
+    needs = {name: row.needs for name, row in scores.SCORES.items()}
+    assert needs == {
+        "value_l1": ("advantages",),
+        "positive_value_loss": ("advantages",),
+        "gae": ("advantages",),
+        "max_mc": ("values", "max_return"),
+        "one_step_td": ("rewards", "values", "next_value", "gamma"),
+        "policy_entropy": ("probs",),
+        "least_confidence": ("probs",),
+        "min_margin": ("probs",),
+    }
+    assert [name for name, row in scores.SCORES.items() if not row.per_segment] == ["max_mc"]
+    assert scores.SCORES["min_margin"].function is scores.min_margin
+    # max_mc of an episode from its totals: 2 - (0.9 + 0.4 + 0.8) / 3 = 1.3, as from its values
+    assert scores.SCORES["max_mc"].episode(2.1, 3, 2.0) == pytest.approx(1.3)
+
+
 def test_scores_do_not_write_to_their_inputs():
     adv = np.array(ADV)
     vals = np.array(V)
