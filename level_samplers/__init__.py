@@ -10,7 +10,7 @@
 Samplers know nothing of environments or torch: a level is any hashable object. Scores are
 pure functions in :mod:`heldout.level_samplers.scores`; turning a stable-baselines3
 rollout into per-episode scores is :mod:`heldout.level_samplers.rollout_scoring`, and the
-training callback is :class:`heldout.trainer.sampler_glue.LevelSamplerCallback`.
+training loop feeds them through :class:`heldout.trainer.sampler_glue.SamplerGlue`.
 """
 
 from heldout.level_samplers import scores, transforms
