@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from heldout import checkpoint, config, envs
+from heldout import config, envs
+from heldout.trainer import checkpoint
+from heldout.trainer import tree as trees
 from heldout.cli import main
 
 
@@ -42,8 +44,8 @@ def test_an_agent_entry_with_tensors_and_a_dict_of_arrays_round_trips_exactly(tm
         "ordered": OrderedDict([("w", torch.arange(4))]), "bits": np.array([True, False]),
     }  # fmt: skip
     tree = {"agent": agent, "rng": {"python": random.getstate(), "numpy": np.random.get_state()}}
-    checkpoint.save_tree(tmp_path / "agent.pt", tree)
-    back = checkpoint.load_tree(tmp_path / "agent.pt")
+    trees.save_tree(tmp_path / "agent.pt", tree)
+    back = trees.load_tree(tmp_path / "agent.pt")
     assert same(back, tree)
     back["agent"]["bandit"]["counts"][0] = 99  # loaded arrays are writeable copies
     assert set(os.listdir(tmp_path)) == {"agent.pt"}  # no temporary file left
@@ -54,19 +56,19 @@ def test_levels_go_through_the_family_s_text_form(tmp_path):
     space = family.level_space()
     levels = list(family.level_set("train", num_train_levels=4).levels)
     tree = {"buffer": levels, "max_returns": {levels[0]: 1.0, levels[3]: 0.5}, "slot": (levels[1], 7)}
-    checkpoint.save_tree(tmp_path / "s.pt", tree, space)
-    back = checkpoint.load_tree(tmp_path / "s.pt", space)
+    trees.save_tree(tmp_path / "s.pt", tree, space)
+    back = trees.load_tree(tmp_path / "s.pt", space)
     assert back == tree and all(type(lv) is type(levels[0]) for lv in back["buffer"])
     payload = torch.load(tmp_path / "s.pt", weights_only=True)
     assert payload["tree"].count("#") > 0 and len(payload["tensors"]) == 0  # text form, stored once each
     with pytest.raises(ValueError, match="level space"):
-        checkpoint.load_tree(tmp_path / "s.pt")
+        trees.load_tree(tmp_path / "s.pt")
 
 
 @pytest.mark.parametrize("value", [{1, 2}, object(), [np.array([object()])], range(3)])
 def test_anything_but_plain_data_and_levels_is_refused_when_saving(tmp_path, value):
     with pytest.raises(TypeError, match=r"tree\['sampler'\]"):
-        checkpoint.save_tree(tmp_path / "x.pt", {"sampler": value}, envs.get("maze").level_space())
+        trees.save_tree(tmp_path / "x.pt", {"sampler": value}, envs.get("maze").level_space())
     assert not (tmp_path / "x.pt").exists()
 
 
@@ -101,7 +103,7 @@ def _torch_pickle(path, evil):
 
 def _stealth(path, evil):
     # a real heldout payload with one extra pickled key
-    payload = checkpoint.encode_tree({"format": checkpoint.FORMAT, "num_timesteps": 0})
+    payload = trees.encode_tree({"format": checkpoint.FORMAT, "num_timesteps": 0})
     torch.save({**payload, "extra": evil}, path)
 
 
