@@ -25,7 +25,7 @@ from typing import Any, Callable
 from heldout.cli import UsageError, command_parser
 from heldout.evaluation import report
 from heldout.trainer import config, rundir
-from heldout.trainer.command import add_settings
+from heldout.trainer.command import add_settings, overrides
 from heldout.experiments import spec as specs
 from heldout.experiments.spec import PlannedRun
 
@@ -252,8 +252,7 @@ def spec_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         spec = specs.load(args.spec)
         source = args.spec
     base = dict(specs.flatten(spec.get("base") or {}))
-    base.update({name: getattr(args, name) for name, _, _ in config.leaf_fields(config.TrainConfig)
-                 if hasattr(args, name)})
+    base.update(overrides(args))
     if base:
         spec["base"] = base
     for item in args.grid or []:

@@ -19,7 +19,18 @@ from heldout.level_samplers.base import Level, LevelSampler
 from heldout.level_samplers.dred import DREDSampler
 from heldout.level_samplers.dr import DRSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
-from heldout.level_samplers.registry import get, make, names, needs, parameters, register, takes_space
+from heldout.level_samplers.registry import (
+    PROVIDED,
+    Parameter,
+    get,
+    make,
+    names,
+    needs,
+    parameters,
+    register,
+    specs,
+    takes_space,
+)
 from heldout.level_samplers.rollout_scoring import EpisodeScore, EpisodeScorer
 from heldout.level_samplers.uniform import UniformSampler
 
@@ -31,6 +42,8 @@ __all__ = [
     "EpisodeScorer",
     "Level",
     "LevelSampler",
+    "PROVIDED",
+    "Parameter",
     "PLRSampler",
     "RobustPLRSampler",
     "UniformSampler",
@@ -41,6 +54,7 @@ __all__ = [
     "parameters",
     "register",
     "scores",
+    "specs",
     "takes_space",
     "transforms",
 ]

@@ -152,6 +152,9 @@ CASES = [
     ("agent-unknown", [*TRAIN, "--agent", "dqn"], nothing, "unknown agent 'dqn'"),
     ("sampler-score-unknown", [*TRAIN, "--sampler", "plr", "--sampler.params", "{score: nope}"], nothing, "nope"),
     ("sampler-param-unknown", [*TRAIN, "--sampler", "plr", "--sampler.params", "{bogus: 1}"], nothing, "bogus"),
+    ("sampler-flag-unknown", [*TRAIN, "--sampler.temperature", "0.3"], nothing, "'uniform' takes no parameter 'temperature'"),
+    ("sampler-flag-word", [*TRAIN, "--sampler", "plr", "--sampler.temperature", "abc"], nothing, "sampler.temperature"),
+    ("sampler-param-yes", [*TRAIN, "--sampler", "plr", "--sampler.params", "{replay_prob: yes}"], nothing, "replay_prob"),
     # maze options
     ("full-obs-maybe", [*TRAIN, "--env.options", "{full_obs: maybe}"], nothing, "full_obs must be true or false"),
     ("full-obs-string", [*TRAIN, "--env.options", "{full_obs: 'false'}"], nothing, "full_obs must be true or false"),

@@ -385,3 +385,56 @@ def test_a_level_set_object_is_accepted_as_levels():
     assert finite.finite and list(finite.probabilities()) == [3, 1, 2]
     unbounded = level_samplers.make("robust_plr", LevelSet("test", draw=lambda rng: int(rng.integers(100))))
     assert not unbounded.finite and 0 <= unbounded.sample() < 100
+
+
+# -- typed parameters, and the keywords the trainer provides ------------------------------------------
+def test_specs_type_default_and_help_come_from_the_signature_and_the_docstring():
+    plr = level_samplers.specs("plr")
+    assert list(plr) == [
+        "score", "score_transform", "temperature", "staleness_coef", "staleness_transform", "staleness_temperature",
+        "eps_greedy_epsilon", "score_ema_alpha", "replay_schedule", "replay_prob", "min_fill_ratio", "capacity", "seed",
+    ]  # fmt: skip
+    assert plr["temperature"] == level_samplers.Parameter(
+        "temperature", float, 0.1, "the score transform's temperature (beta), > 0."
+    )
+    assert (plr["capacity"].kind, plr["capacity"].default) == (int | None, None)
+    # the docstring's "(default 4000)" says what None means; "(default power)" repeats the signature
+    assert plr["capacity"].help == "buffer size for an unbounded level space (default 4000)."
+    assert plr["staleness_transform"].help == "the transform applied to staleness."
+    # an entry spanning lines ("score_ema_alpha: ... \n    A level's first score ...") is one line
+    assert plr["score_ema_alpha"].help.endswith("1 replaces. A level's first score is always stored as is.")
+
+
+def test_a_help_that_refers_to_a_base_class_takes_the_base_class_entry():
+    accel = level_samplers.specs("accel")
+    assert accel["num_edits"] == level_samplers.Parameter("num_edits", int, 5, "edits per child.")
+    # ACCEL's "temperature, ..., replay_prob, ...: as for PLRSampler" -> PLR's own entries
+    assert accel["temperature"].help == "the score transform's temperature (beta), > 0."
+    assert (accel["replay_prob"].kind, accel["replay_prob"].default) == (float, 0.8)
+    assert accel["replay_prob"].help == "the replay probability of the fixed schedule."  # not PLR's "(default 0.5)"
+    assert level_samplers.specs("dred")["temperature"].help == "P_S over the training levels (rank, 0.1)."
+    assert level_samplers.specs("robust_plr") == level_samplers.specs("plr")
+
+
+def test_needs_names_the_keywords_the_trainer_provides():
+    assert level_samplers.PROVIDED == ("space", "generator")
+    assert {name: level_samplers.needs(name) for name in level_samplers.names()} == {
+        "accel": {"space"},
+        "dr": frozenset(),
+        "dred": {"generator", "space"},
+        "plr": frozenset(),
+        "robust_plr": frozenset(),
+        "uniform": frozenset(),
+    }
+    assert "generator" not in level_samplers.parameters("dred") and "space" not in level_samplers.parameters("dred")
+    assert level_samplers.takes_space("dred") and not level_samplers.takes_space("dr")
+
+
+def test_make_hands_the_generator_to_the_samplers_that_take_it_only():
+    def generator(rng, n):
+        return ["new"] * n
+
+    dred = level_samplers.make("dred", ["a", "b"], generator=generator, seed=1)
+    assert dred._generator is generator
+    plr = level_samplers.make("plr", ["a", "b"], generator=generator, temperature=0.3)
+    assert plr.temperature == 0.3

@@ -88,8 +88,8 @@ def check_solvable(space: envs.LevelSpace, levels: envs.LevelSet, source: str) -
 
 
 def sampler_params(cfg: TrainConfig, run_dir: Path | None) -> dict[str, Any]:
-    """The level sampler's parameters: the config's, and for ``dred`` the generator of the
-    run's fitted model (see :mod:`heldout.dred`)."""
+    """The level sampler's parameters: the config's, and for one that needs a generator (DRED) that of the
+    run's fitted model (see :mod:`heldout.trainer.dred`)."""
     from heldout.trainer import dred
 
     params = {"seed": cfg.seed, **cfg.sampler.params}

@@ -12,9 +12,12 @@ import argparse
 import shlex
 import signal
 import sys
+import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
+from heldout import level_samplers
 from heldout.cli import UsageError, command_parser
 from heldout.evaluation import report
 from heldout.trainer import config, signals
@@ -44,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_settings(parser: argparse.ArgumentParser, title: str) -> None:
-    """A flag for every setting (``--ppo.lr``, and the short ones such as ``--sampler``); unset
-    flags leave no attribute, so only the settings given on the command line are overrides."""
+    """A flag for every setting (``--ppo.lr``, and the short ones such as ``--sampler``) and for
+    every sampler parameter (``--sampler.temperature``, listed per sampler in the help's epilog);
+    unset flags leave no attribute, so only the settings given on the command line are overrides."""
     defaults = config.preset("maze")
     short = {v: k for k, v in SHORT_FLAGS.items()}
     group = parser.add_argument_group(title)
@@ -59,25 +63,72 @@ def add_settings(parser: argparse.ArgumentParser, title: str) -> None:
             metavar=config.type_name(kind).upper(),
             help=f"{help_text} (default: {config.get_field(defaults, name)!r})",
         )
+    for name in sampler_settings():
+        parser.add_argument(f"--{name}", dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.epilog = sampler_help()
+
+
+def sampler_settings() -> list[str]:
+    """``sampler.KEY`` for each parameter of the registered samplers, once per KEY (samplers share
+    ``temperature``, ``replay_prob``...; a value is typed for the chosen sampler when validated)."""
+    keys = (key for name in level_samplers.names() for key in level_samplers.specs(name))
+    return [config.SAMPLER_PARAM + key for key in dict.fromkeys(keys)]
+
+
+HELP_WIDTH = 100
+NBSP = "\u00a0"
+"""Joins "(default: X)" while the help is wrapped, so that it stays on one line."""
+SAMPLER_HELP = """\
+level sampler parameters: --sampler.KEY VALUE sets KEY of the chosen sampler (as KEY in
+--sampler.params would, and wins over it); seed defaults to the run's --seed."""
+
+
+def sampler_help() -> str:
+    """The help's list of every sampler's parameters: flag, type, default and what it does. A
+    sampler with the same parameters as one listed before it is listed as that one."""
+    rows: list[tuple[str, str | None]] = []  # (flag, help), or (heading, None)
+    listed: dict[str, dict[str, level_samplers.Parameter]] = {}
+    for name in level_samplers.names():
+        specs = level_samplers.specs(name)
+        same = next((other for other, seen in listed.items() if seen == specs), None)
+        rows.append((f"\n  {name}:" + (f" as {same}" if same else ""), None))
+        if same:
+            continue
+        listed[name] = specs
+        if trainer := config.trainer_keys(name):
+            rows.append((f"    {', '.join(sorted(trainer))}", "the trainer's (DRED's model): `heldout dred --help`"))
+        for p in specs.values():
+            default = "--seed" if p.name == "seed" else repr(p.default)
+            stated = "" if "default" in p.help else f" (default:{NBSP}{default})"
+            rows.append((f"    --{config.SAMPLER_PARAM}{p.name} {config.type_name(p.kind).upper()}", p.help + stated))
+    width = max(len(flag) for flag, text in rows if text is not None) + 2
+    wrap = textwrap.TextWrapper(HELP_WIDTH, subsequent_indent=" " * width)
+    body = [flag if text is None else wrap.fill(flag.ljust(width) + text).replace(NBSP, " ") for flag, text in rows]
+    return "\n".join([SAMPLER_HELP, *body])
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, by dotted name (sampler parameters as ``sampler.KEY``)."""
+    names = [name for name, _, _ in config.leaf_fields(TrainConfig)] + sampler_settings()
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
     """The config, run directory and resume flag that the parsed arguments ask for."""
-    overrides = {name: getattr(args, name) for name, _, _ in config.leaf_fields(TrainConfig) if hasattr(args, name)}
-    kinds = {name: kind for name, kind, _ in config.leaf_fields(TrainConfig)}
+    given = overrides(args)
     if args.resume:
         run_dir = Path(args.resume)
         if args.run_dir and Path(args.run_dir) != run_dir:
             raise UsageError("give either --resume RUN_DIR or --run-dir, not two different directories")
         cfg = read_run_config(run_dir, "--resume")
-        changing = set(overrides) - RESUMABLE
+        changing = set(given) - RESUMABLE
         if changing or args.config:
             raise UsageError(
                 f"--resume keeps the run's config; only {', '.join(sorted(RESUMABLE))} may change "
                 f"(got {', '.join(sorted(changing)) or '--config'})"
             )
     else:
-        env_name = overrides.get("env.name")
+        env_name = given.get("env.name")
         yaml_data = config.load_yaml(args.config) if args.config else {}
         if env_name is None:
             env_name = (yaml_data.get("env") or {}).get("name", "maze") if isinstance(yaml_data.get("env"), dict) else "maze"
@@ -85,8 +136,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]
         if yaml_data:
             config.apply_mapping(cfg, yaml_data, args.config)
         run_dir = None
-    for name, value in overrides.items():
-        config.set_field(cfg, name, config.parse_value(value, kinds[name], name))
+    config.apply_mapping(cfg, given, "command line")
     cfg.validate()
     if run_dir is None:
         if args.run_dir:

@@ -16,7 +16,9 @@ from typing import Any
 
 import yaml
 
+from heldout import level_samplers
 from heldout.agents import AugmentConfig, DrACConfig, NetworkConfig, PPOConfig, UCBConfig
+from heldout.trainer.dred import TRAINER_KEYS
 from heldout.userfiles import read_text
 
 
@@ -48,8 +50,44 @@ class EnvConfig:
 class SamplerConfig:
     name: str = field(default="uniform", metadata=_help("level sampler (uniform, plr, robust_plr, ...)"))
     params: dict = field(
-        default_factory=dict, metadata=_help("sampler parameters as a YAML mapping, e.g. '{score: value_l1}'")
+        default_factory=dict,
+        metadata=_help("sampler parameters as a YAML mapping, e.g. '{score: value_l1}', or a flag each (listed below)"),
     )
+
+    def validate(self) -> None:
+        """Refuse an unknown sampler, a parameter it does not take and a value of the wrong type
+        (ValueError, one line); the values are typed as the sampler's constructor declares them
+        (``"0.3"`` from a flag becomes 0.3), as every other setting is when read. Ranges are the
+        constructor's to check."""
+        try:
+            specs = level_samplers.specs(self.name)
+        except KeyError as err:
+            raise ValueError(f"{err.args[0]}; choose one with --sampler NAME") from None
+        trainer = trainer_keys(self.name)
+        unknown = sorted(set(self.params) - set(specs) - trainer)
+        if unknown:
+            raise ValueError(
+                f"level sampler {self.name!r} takes no parameter {unknown[0]!r}; it takes "
+                f"{', '.join([*specs, *sorted(trainer)])} (see `heldout train --help`)"
+            )
+        self.params = {
+            key: value if key in trainer else _sampler_value(self.name, specs[key], value)
+            for key, value in self.params.items()
+        }
+
+
+def trainer_keys(sampler: str) -> frozenset[str]:
+    """The keys of ``sampler.params`` that the trainer takes instead of the sampler: for a sampler
+    that needs a ``generator``, DRED's ``model`` and ``fit`` (see :mod:`heldout.trainer.dred`)."""
+    return frozenset(TRAINER_KEYS if "generator" in level_samplers.needs(sampler) else ())
+
+
+def _sampler_value(sampler: str, spec: level_samplers.Parameter, value: Any) -> Any:
+    """``value`` as the type of sampler parameter ``spec``; ValueError naming the parameter and its type."""
+    try:
+        return parse_value(value, spec.kind, f"sampler.{spec.name}")
+    except ValueError as err:
+        raise ValueError(f"{err}; {sampler}'s {spec.name} takes a {type_name(spec.kind)}") from None
 
 
 @dataclass
@@ -117,7 +155,7 @@ class TrainConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"bad value device={self.device!r}: use auto, cpu, cuda or cuda:N")
         self.ppo.validate()
-        for section in (self.augment, self.drac, self.ucb):
+        for section in (self.augment, self.drac, self.ucb, self.sampler):
             section.validate()
 
 
@@ -234,12 +272,12 @@ def type_name(kind: Any) -> str:
 def parse_value(text: Any, kind: Any, name: str) -> Any:
     """Convert a CLI string (or a YAML value) to the field's type; ValueError names the field."""
     origin = typing.get_origin(kind)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if text is None or (isinstance(text, str) and text.lower() in ("none", "null")):
+            return None
+        return parse_value(text, args[0], name)  # its error already names the field
     try:
-        if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-            args = [a for a in typing.get_args(kind) if a is not type(None)]
-            if text is None or (isinstance(text, str) and text.lower() in ("none", "null")):
-                return None
-            return parse_value(text, args[0], name)
         if kind is bool:
             if isinstance(text, bool):
                 return text
@@ -310,15 +348,25 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
 
 
+SAMPLER_PARAM = "sampler."
+"""``sampler.KEY`` (any key but ``name`` and ``params``) is the sampler parameter ``KEY``: the
+flag ``--sampler.temperature 0.3``, or ``sampler: {name: plr, temperature: 0.3}`` in YAML."""
+
+
 def apply_mapping(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
-    """Overlay a nested mapping (from YAML) onto ``cfg``; unknown keys are errors."""
+    """Overlay a mapping (from YAML, nested or dotted; or the command line's settings) onto
+    ``cfg``; unknown keys are errors. Sampler parameters written as ``sampler.KEY`` join
+    ``sampler.params`` and win over the same key there (:meth:`SamplerConfig.validate` checks them)."""
     known = {name: kind for name, kind, _ in leaf_fields(TrainConfig)}
+    sampler_params: dict[str, Any] = {}
 
     def walk(mapping: dict[str, Any], prefix: str) -> None:
         for key, value in mapping.items():
             name = prefix + str(key)
             if name in known:
                 set_field(cfg, name, parse_value(value, known[name], name))
+            elif name.startswith(SAMPLER_PARAM):
+                sampler_params[name.removeprefix(SAMPLER_PARAM)] = value
             elif any(k.startswith(name + ".") for k in known):
                 if not isinstance(value, dict):
                     first = next(k for k in known if k.startswith(name + ".")).split(".")[-1]
@@ -331,6 +379,8 @@ def apply_mapping(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
                 raise ValueError(f"{source}: unknown setting {name!r}; see `heldout train --help`")
 
     walk(data, "")
+    if sampler_params:
+        cfg.sampler.params = {**cfg.sampler.params, **sampler_params}
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:
