@@ -6,11 +6,16 @@ same TensorBoard scalars) but in overridable pieces:
 * :meth:`HeldoutPPO.minibatches` yields the minibatches of one epoch, without masked samples;
 * :meth:`HeldoutPPO.loss_observations` gives the observations the loss sees (RAD augments here);
 * :meth:`HeldoutPPO.evaluate` runs the policy once: values, log-probs, entropy, distribution, features;
-* :meth:`HeldoutPPO.compute_loss` returns a :class:`PPOLoss` (policy, value, entropy terms);
+* :meth:`HeldoutPPO.compute_loss` runs that forward pass and hands its outputs to
+  :meth:`HeldoutUpdate.ppo_loss`, the one function that computes the PPO loss terms (clipped
+  surrogate, value loss, entropy, approx. KL) for every agent (``ppo_lstm`` too) as a :class:`PPOLoss`;
 * :meth:`HeldoutPPO.extra_loss` adds named terms to the loss (DrAC's regularisers go here: the
   :class:`PPOLoss` it receives carries the raw-frame distribution and values, so only the
   augmented branch needs a new forward pass);
 * :meth:`HeldoutPPO.optimize` takes one gradient step.
+
+The update loop, the loss mask, these hooks and the logging live in :class:`HeldoutUpdate`, a
+mixin that ``HeldoutPPO`` and the recurrent agent both inherit.
 
 Loss mask (Robust PLR trains on no experience from newly tried levels): call
 :meth:`HeldoutPPO.set_loss_mask` with an (n_steps, n_envs) array of 0/1 between a rollout and
@@ -97,24 +102,14 @@ class PPOLoss:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-class HeldoutPPO(PPO):
-    """stable-baselines3 PPO with a loss mask and overridable loss pieces (see the module doc).
+class HeldoutUpdate:
+    """The update every heldout agent shares (a mixin before sb3's algorithm class): the loss
+    mask, the update loop (:meth:`train`), :meth:`ppo_loss`, the loss hooks, the logged scalars
+    and the (H, W, C) env wrapping. An agent adds its forward pass (``compute_loss``, which ends in
+    :meth:`ppo_loss`) and its minibatches (``minibatches``)."""
 
-    Differences from ``stable_baselines3.PPO``, all behaviour-preserving for the losses:
-    image observations are not wrapped in ``VecTransposeImage`` (networks read (H, W, C)
-    directly), a feature extractor with ``channels_last = True`` runs in
-    ``torch.channels_last``, and the default rollout buffer is :class:`MaskedRolloutBuffer`.
-    """
+    _loss_mask: np.ndarray | None = None
 
-    rollout_buffer: MaskedRolloutBuffer
-
-    def __init__(self, policy: Any, env: GymEnv | str | None, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("rollout_buffer_class") is None:
-            kwargs["rollout_buffer_class"] = MaskedRolloutBuffer
-        self._loss_mask: np.ndarray | None = None
-        super().__init__(policy, env, *args, **kwargs)
-
-    # -- construction ---------------------------------------------------------------------------
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
         """Vectorise as sb3 does, but leave image observations in their (H, W, C) layout."""
@@ -130,12 +125,6 @@ class HeldoutPPO(PPO):
         # A pending mask belongs to the rollout buffer, which sb3 does not save either.
         return [*super()._excluded_save_params(), "_loss_mask"]
 
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        if getattr(self.policy.features_extractor, "channels_last", False):
-            use_channels_last(self.policy)
-
-    # -- agent state in checkpoints -------------------------------------------------------------
     def agent_state_dict(self) -> dict[str, Any]:
         """State a subclass keeps beyond the policy and optimiser (plain data, for checkpoints)."""
         return {}
@@ -143,7 +132,6 @@ class HeldoutPPO(PPO):
     def load_agent_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`agent_state_dict` returned (called after the policy and optimiser)."""
 
-    # -- loss mask ------------------------------------------------------------------------------
     def set_loss_mask(self, mask: np.ndarray | None) -> None:
         """Mask samples of the current rollout out of the next update (1 = learn, 0 = no gradient).
 
@@ -174,50 +162,33 @@ class HeldoutPPO(PPO):
         """The mask the next ``train()`` will use (a boolean copy), or None."""
         return None if self._loss_mask is None else self._loss_mask.copy()
 
-    # -- overridable loss pieces ----------------------------------------------------------------
-    def minibatches(self) -> Iterator[RolloutBufferSamples | None]:
-        """One epoch's minibatches (sb3's order), masked samples removed; None for an empty one."""
-        yield from self.rollout_buffer.get(self.batch_size)
-
     def loss_observations(self, batch: RolloutBufferSamples) -> th.Tensor:
         """The observations the PPO loss is computed on (RAD returns augmented ones)."""
         return batch.observations
 
-    def evaluate(
-        self, observations: th.Tensor, actions: th.Tensor
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution, Any]:
-        """Values, log-probabilities, entropy, the action distribution and the shared features.
-
-        The same computation as sb3's ``ActorCriticPolicy.evaluate_actions``, keeping the
-        distribution and features so that loss hooks need no second forward pass.
-        """
-        policy = self.policy
-        features = policy.extract_features(observations)
-        if policy.share_features_extractor:
-            latent_pi, latent_vf = policy.mlp_extractor(features)
-        else:  # features is a (policy, value) pair
-            latent_pi = policy.mlp_extractor.forward_actor(features[0])
-            latent_vf = policy.mlp_extractor.forward_critic(features[1])
-        # sb3 reuses one Distribution object per policy: copy it, so that a later forward pass (DrAC's
-        # augmented branch) does not overwrite the distribution a PPOLoss holds.
-        distribution = copy.copy(policy._get_action_dist_from_latent(latent_pi))
-        log_prob = distribution.log_prob(actions)
-        values = policy.value_net(latent_vf)
-        return values, log_prob, distribution.entropy(), distribution, features
-
-    def compute_loss(self, batch: RolloutBufferSamples, clip_range: float, clip_range_vf: float | None) -> PPOLoss:
-        """sb3's PPO loss on one minibatch, plus :meth:`extra_loss` terms."""
-        actions = batch.actions
-        if isinstance(self.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
-        values, log_prob, entropy, distribution, features = self.evaluate(self.loss_observations(batch), actions)
-        values = values.flatten()
-
-        advantages = batch.advantages
+    def ppo_loss(
+        self,
+        batch: Any,
+        values: th.Tensor,
+        log_prob: th.Tensor,
+        entropy: th.Tensor | None,
+        distribution: Distribution,
+        features: Any,
+        *,
+        old_log_prob: th.Tensor,
+        old_values: th.Tensor,
+        advantages: th.Tensor,
+        returns: th.Tensor,
+        clip_range: float,
+        clip_range_vf: float | None,
+    ) -> PPOLoss:
+        """The PPO loss terms from one forward pass's outputs (the steps in the loss only): the
+        clipped surrogate, the (optionally clipped) value loss, the entropy bonus, approx. KL and
+        clip fraction, plus the :meth:`extra_loss` terms. Every agent's ``compute_loss`` ends here."""
         if self.normalize_advantage and len(advantages) > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
-        log_ratio = log_prob - batch.old_log_prob
+        log_ratio = log_prob - old_log_prob
         ratio = th.exp(log_ratio)
         surrogate = th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range))
         policy_loss = -surrogate.mean()
@@ -225,8 +196,8 @@ class HeldoutPPO(PPO):
         if clip_range_vf is None:
             values_pred = values
         else:
-            values_pred = batch.old_values + th.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
-        value_loss = F.mse_loss(batch.returns, values_pred)
+            values_pred = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+        value_loss = F.mse_loss(returns, values_pred)
 
         entropy_loss = th.mean(log_prob) if entropy is None else -th.mean(entropy)
         total = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
@@ -264,7 +235,6 @@ class HeldoutPPO(PPO):
         th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         self.policy.optimizer.step()
 
-    # -- the update -----------------------------------------------------------------------------
     def train(self) -> None:
         """Update the policy on the rollout buffer (sb3's PPO update, honouring the loss mask)."""
         self.policy.set_training_mode(True)
@@ -347,3 +317,66 @@ class HeldoutPPO(PPO):
         if clip_range_vf is not None:
             record("train/clip_range_vf", clip_range_vf)
         record("train/masked_fraction", masked_fraction)
+
+
+class HeldoutPPO(HeldoutUpdate, PPO):
+    """stable-baselines3 PPO with a loss mask and overridable loss pieces (see the module doc).
+
+    Differences from ``stable_baselines3.PPO``, all behaviour-preserving for the losses:
+    image observations are not wrapped in ``VecTransposeImage`` (networks read (H, W, C)
+    directly), a feature extractor with ``channels_last = True`` runs in
+    ``torch.channels_last``, and the default rollout buffer is :class:`MaskedRolloutBuffer`.
+    """
+
+    rollout_buffer: MaskedRolloutBuffer
+
+    def __init__(self, policy: Any, env: GymEnv | str | None, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("rollout_buffer_class") is None:
+            kwargs["rollout_buffer_class"] = MaskedRolloutBuffer
+        self._loss_mask: np.ndarray | None = None
+        super().__init__(policy, env, *args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if getattr(self.policy.features_extractor, "channels_last", False):
+            use_channels_last(self.policy)
+
+    def minibatches(self) -> Iterator[RolloutBufferSamples | None]:
+        """One epoch's minibatches (sb3's order), masked samples removed; None for an empty one."""
+        yield from self.rollout_buffer.get(self.batch_size)
+
+    def evaluate(
+        self, observations: th.Tensor, actions: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution, Any]:
+        """Values, log-probabilities, entropy, the action distribution and the shared features.
+
+        The same computation as sb3's ``ActorCriticPolicy.evaluate_actions``, keeping the
+        distribution and features so that loss hooks need no second forward pass.
+        """
+        policy = self.policy
+        features = policy.extract_features(observations)
+        if policy.share_features_extractor:
+            latent_pi, latent_vf = policy.mlp_extractor(features)
+        else:  # features is a (policy, value) pair
+            latent_pi = policy.mlp_extractor.forward_actor(features[0])
+            latent_vf = policy.mlp_extractor.forward_critic(features[1])
+        # sb3 reuses one Distribution object per policy: copy it, so that a later forward pass (DrAC's
+        # augmented branch) does not overwrite the distribution a PPOLoss holds.
+        distribution = copy.copy(policy._get_action_dist_from_latent(latent_pi))
+        log_prob = distribution.log_prob(actions)
+        values = policy.value_net(latent_vf)
+        return values, log_prob, distribution.entropy(), distribution, features
+
+    def compute_loss(self, batch: RolloutBufferSamples, clip_range: float, clip_range_vf: float | None) -> PPOLoss:
+        """sb3's PPO loss on one minibatch (one forward pass, then :meth:`ppo_loss`)."""
+        actions = batch.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        values, log_prob, entropy, distribution, features = self.evaluate(self.loss_observations(batch), actions)
+        values = values.flatten()
+
+        return self.ppo_loss(
+            batch, values, log_prob, entropy, distribution, features, old_log_prob=batch.old_log_prob,
+            old_values=batch.old_values, advantages=batch.advantages, returns=batch.returns,
+            clip_range=clip_range, clip_range_vf=clip_range_vf,
+        )  # fmt: skip

@@ -2,17 +2,18 @@
 
 :class:`HeldoutRecurrentPPO` collects rollouts exactly as sb3-contrib's ``RecurrentPPO`` does
 (the LSTM state carried from step to step and zeroed where an episode starts) and updates with
-:class:`~heldout.agents.HeldoutPPO`'s own update loop, loss mask and TensorBoard scalars: the
-functions are shared, not copied. They call the loss hooks, which this class implements for
-LSTM sequences:
+heldout's update loop, loss mask and TensorBoard scalars, inherited from
+:class:`~heldout.agents.ppo.HeldoutUpdate` as :class:`~heldout.agents.HeldoutPPO` inherits them.
+They call the loss hooks, which this class implements for LSTM sequences:
 
 * the rollout buffer cuts the rollout into sequences as sb3-contrib does; the loss mask of
   :meth:`set_loss_mask` (Robust PLR: no gradient from new levels' episodes) zeroes masked steps
   in the per-step loss mask sb3-contrib already uses for padding, so sequences stay whole (the
   LSTM still reads every step) while masked steps enter no loss term, no advantage
   normalisation and no logged mean; a minibatch without an unmasked step takes no optimiser step;
-* :meth:`compute_loss` is sb3-contrib's recurrent PPO loss (the same formulas), returning
-  :class:`~heldout.agents.PPOLoss` so that ``extra_loss`` hooks work as for PPO.
+* :meth:`compute_loss` runs the sequences through the network, keeps the steps in the loss and
+  hands them to the one PPO loss function (``HeldoutUpdate.ppo_loss``; sb3-contrib's formulas,
+  which are PPO's), so that ``extra_loss`` hooks work as for PPO.
 
 The LSTM state between rollouts is part of the agent's state: :meth:`agent_state_dict` and
 :meth:`load_agent_state_dict` carry it through checkpoints, so a resumed run continues exactly.
@@ -36,7 +37,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize, is_vecenv_wra
 from heldout.agents.config import NetworkConfig, PPOConfig
 from heldout.agents.lstm_policy import LSTMPolicy, MazeDirectionNet
 from heldout.agents.networks import MazeNet, use_channels_last
-from heldout.agents.ppo import HeldoutPPO, MaskedRolloutBuffer, PPOLoss
+from heldout.agents.ppo import HeldoutUpdate, MaskedRolloutBuffer, PPOLoss
 from heldout.agents.registry import env_family, policy_kwargs, register
 
 
@@ -69,7 +70,7 @@ class _RolloutEndLocals:
         self.callback.on_rollout_end()
 
 
-class HeldoutRecurrentPPO(RecurrentPPO):
+class HeldoutRecurrentPPO(HeldoutUpdate, RecurrentPPO):
     """sb3-contrib ``RecurrentPPO`` with HeldoutPPO's loss mask, update loop and logging.
 
     Like :class:`~heldout.agents.HeldoutPPO`, image observations keep their (H, W, C) layout
@@ -77,16 +78,6 @@ class HeldoutRecurrentPPO(RecurrentPPO):
     """
 
     rollout_buffer: MaskedRecurrentRolloutBuffer
-
-    # HeldoutPPO's functions, shared: they use only the hooks and the buffer's set_keep().
-    _wrap_env = staticmethod(HeldoutPPO._wrap_env)
-    set_loss_mask = HeldoutPPO.set_loss_mask
-    pending_loss_mask = HeldoutPPO.pending_loss_mask
-    loss_observations = HeldoutPPO.loss_observations
-    extra_loss = HeldoutPPO.extra_loss
-    optimize = HeldoutPPO.optimize
-    train = HeldoutPPO.train
-    _log_update = HeldoutPPO._log_update
 
     def __init__(self, policy: Any, env: Any, *args: Any, **kwargs: Any) -> None:
         self._loss_mask: np.ndarray | None = None
@@ -114,9 +105,6 @@ class HeldoutRecurrentPPO(RecurrentPPO):
                 f"ppo_lstm updates on whole environment rows: env.num_envs ({self.n_envs}) must be a multiple "
                 f"of ppo.n_minibatches ({self.n_envs * self.n_steps // self.batch_size}); change one of them"
             )
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_loss_mask"]
 
     # -- rollouts -------------------------------------------------------------------------------
     def collect_rollouts(self, env: VecEnv, callback: Any, rollout_buffer: Any, n_rollout_steps: int) -> bool:
@@ -156,7 +144,7 @@ class HeldoutRecurrentPPO(RecurrentPPO):
                 chunks.append(dist.distribution.probs.cpu().numpy())
         return np.concatenate(chunks).reshape(T, E, -1)
 
-    # -- the update (HeldoutPPO.train draws minibatches here and calls compute_loss) ------------
+    # -- the update (HeldoutUpdate.train draws minibatches here and calls compute_loss) ---------
     def minibatches(self) -> Iterator[RecurrentRolloutBufferSamples | None]:
         """One epoch's minibatches: groups of whole environment rows, in a random order.
 
@@ -206,7 +194,7 @@ class HeldoutRecurrentPPO(RecurrentPPO):
             mask=buf.to_torch(mask.reshape(-1)),
         )
 
-    # -- the loss (HeldoutPPO.train calls it per minibatch) -------------------------------------
+    # -- the loss (HeldoutUpdate.train calls it per minibatch; it ends in ppo_loss) -------------
     def compute_loss(
         self, batch: RecurrentRolloutBufferSamples, clip_range: float, clip_range_vf: float | None
     ) -> PPOLoss:
@@ -229,44 +217,11 @@ class HeldoutRecurrentPPO(RecurrentPPO):
         entropy = None if entropy is None else entropy[mask]
         old_log_prob, old_values, returns = batch.old_log_prob[mask], batch.old_values[mask], batch.returns[mask]
 
-        advantages = batch.advantages[mask]
-        if self.normalize_advantage and len(advantages) > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-        ratio = th.exp(log_prob - old_log_prob)
-        policy_loss = -th.mean(th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)))
-
-        if clip_range_vf is None:
-            values_pred = values
-        else:
-            values_pred = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
-        value_loss = th.mean((returns - values_pred) ** 2)
-
-        entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
-        total = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-
-        with th.no_grad():
-            log_ratio = log_prob - old_log_prob
-            approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio).item()
-            clip_fraction = th.mean((th.abs(ratio - 1) > clip_range).float()).item()
-
-        loss = PPOLoss(
-            total=total,
-            policy_loss=policy_loss,
-            value_loss=value_loss,
-            entropy_loss=entropy_loss,
-            values=values,
-            log_prob=log_prob,
-            entropy=entropy,
-            distribution=distribution,
-            features=features,
-            approx_kl=approx_kl,
-            clip_fraction=clip_fraction,
-        )
-        for name, term in self.extra_loss(batch, loss).items():
-            loss.total = loss.total + term
-            loss.extra[name] = term.item()
-        return loss
+        return self.ppo_loss(
+            batch, values, log_prob, entropy, distribution, features, old_log_prob=old_log_prob,
+            old_values=old_values, advantages=batch.advantages[mask], returns=returns,
+            clip_range=clip_range, clip_range_vf=clip_range_vf,
+        )  # fmt: skip
 
     # -- checkpoints ----------------------------------------------------------------------------
     def agent_state_dict(self) -> dict[str, Any]:
