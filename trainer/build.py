@@ -11,7 +11,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from heldout import envs
 from heldout.cli import UsageError
-from heldout.trainer.config import TrainConfig
+from heldout.trainer.config import TrainConfig, trainer_keys
 from heldout.trainer.sampler_glue import SamplerGlue
 
 
@@ -92,9 +92,9 @@ def sampler_params(cfg: TrainConfig, run_dir: Path | None) -> dict[str, Any]:
     run's fitted model (see :mod:`heldout.trainer.dred`)."""
     from heldout.trainer import dred
 
-    params = {"seed": cfg.seed, **cfg.sampler.params}
+    own = trainer_keys(cfg.sampler.name)  # the generator's settings (DRED's model, fit), not the sampler's
+    params = {"seed": cfg.seed, **{k: v for k, v in cfg.sampler.params.items() if k not in own}}
     if "generator" in sampler_needs(cfg):  # a model of the training levels, fitted before training
-        params = {k: v for k, v in params.items() if k not in dred.TRAINER_KEYS}
         params["generator"] = dred.run_generator(cfg, run_dir)
     return params
 
