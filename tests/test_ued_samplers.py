@@ -32,7 +32,7 @@ def differences(parent, child):
 
 # -- dr --------------------------------------------------------------------------------------------
 def test_dr_draws_a_fresh_generated_level_every_episode_and_never_replays():
-    lset = envs.get("maze").level_set("random", min_walls=5, max_walls=40)
+    lset = envs.get("maze").level_set("random", walls="uniform", min_walls=5, max_walls=40)
     s = level_samplers.make("dr", lset, space=maze_space(), seed=0)
     draws = [s.sample_with_replay_flag() for _ in range(200)]
     assert not any(replayed for _, replayed in draws)
