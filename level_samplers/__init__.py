@@ -22,6 +22,7 @@ from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
 from heldout.level_samplers.registry import (
     PROVIDED,
     Parameter,
+    defaults,
     get,
     make,
     names,
@@ -47,6 +48,7 @@ __all__ = [
     "PLRSampler",
     "RobustPLRSampler",
     "UniformSampler",
+    "defaults",
     "get",
     "make",
     "names",

@@ -1,24 +1,29 @@
 """ACCEL: Robust PLR whose replayed levels are edited into new ones (Parker-Holder et al. 2022).
 
+The defaults are jaxued's ACCEL (``examples/maze_plr.py --use_accel --score_function pvl``,
+DramaCow/jaxued 0f8f128; docs/fidelity.md lists each setting with its line).
+
 Each draw is, in this order:
 
 1. a queued **child**, if any: after every replayed episode is scored, its level is edited
    by the family's mutation operator (``space.mutate(level, rng, num_edits)``) and the child
    queued. A child plays once as a *new* level (no gradient: the agent masks its steps out
    of the loss exactly as for Robust PLR's new levels);
-2. otherwise Robust PLR's draw: a replay from the buffer with probability ``replay_prob``
-   (trained on), else a new level (no gradient) from the start distribution: ``empty``
-   levels of the family's generator (as published) or the training set (``start="train"``:
-   a uniform draw from a finite set, a fresh draw from an unbounded one).
+2. otherwise Robust PLR's draw: once ``min_fill_ratio`` of the buffer holds scores, a replay
+   from the buffer with probability ``replay_prob`` (trained on), else a new level (no
+   gradient) from the start distribution: the family's ``random`` generator (jaxued: DR
+   levels), its ``empty`` levels (the ACCEL paper's maze runs, dcd ``base_levels: easy``) or
+   the training set (``start="train"``: a uniform draw from a finite set, a fresh draw from an
+   unbounded one).
 
 A new level or a child enters the buffer with its first score while the buffer has room;
-once it is full, only when its score beats that of the buffer's lowest-weighted member (the
-least likely replay), which it replaces.
+once it is full, only when its score is strictly above that of the buffer's lowest-weighted
+member (the least likely replay), which it replaces (``eviction="weight"``).
 
-Defaults are the published ones for mazes: positive value loss, rank transform with
-temperature 0.3, staleness 0.5, replay 0.8, 5 edits, a buffer of 4000. Replay starts with the
-first scored level (``min_fill_ratio`` 0; the published 0.5 of 4000 levels suits runs of
-10^8 steps, not the 2M-step maze preset).
+Defaults: positive value loss, rank transform with temperature 0.3, staleness 0.3, replay
+0.8 once half of the buffer of 4000 holds scores, 5 edit steps (the edit operator is the
+family's: the maze's ``edits`` option). Earlier heldout defaults, as options: staleness 0.5,
+``min_fill_ratio`` 0, ``start="empty"``; dcd's replay ramp: ``replay_schedule="ramp"``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import numpy as np
 from heldout.level_samplers.base import Level, check_choice, resolve_levels
 from heldout.level_samplers.plr import RobustPLRSampler
 
-STARTS: tuple[str, ...] = ("empty", "train")
+STARTS: tuple[str, ...] = ("random", "empty", "train")
 
 
 def _take(counts: dict[Level, int], level: Level) -> bool:
@@ -51,13 +56,15 @@ class ACCELSampler(RobustPLRSampler):
     Args:
         levels: the training set (finite sequence, or callable ``rng -> level``); new
             levels come from it when ``start="train"``.
-        space: the level family's level space: ``mutate`` edits levels, ``generate("empty",
+        space: the level family's level space: ``mutate`` edits levels, ``generate(start,
             rng)`` makes the start levels. The trainer passes it.
-        start: ``empty`` (published) or ``train``.
-        num_edits: edits per child.
+        start: where new levels come from: ``random`` (the family's DR generator, jaxued),
+            ``empty`` (the ACCEL paper's empty rooms) or ``train`` (the training set).
+        num_edits: edit steps per child.
+        replay_schedule: ``fixed`` (jaxued) or ``ramp`` (dcd: min(fill, replay_prob)).
         score, score_transform, temperature, staleness_coef, staleness_transform,
-        staleness_temperature, score_ema_alpha, replay_prob, min_fill_ratio, capacity, seed:
-            as for :class:`~heldout.level_samplers.plr.PLRSampler` (fixed replay schedule).
+        staleness_temperature, score_ema_alpha, replay_prob, min_fill_ratio, capacity,
+        eviction, seed: as for :class:`~heldout.level_samplers.plr.PLRSampler`.
     """
 
     name = "accel"
@@ -67,21 +74,24 @@ class ACCELSampler(RobustPLRSampler):
         levels: Any,
         *,
         space: Any = None,
-        start: str = "empty",
+        start: str = "random",
         num_edits: int = 5,
         score: str = "positive_value_loss",
         score_transform: str = "rank",
         temperature: float = 0.3,
-        staleness_coef: float = 0.5,
+        staleness_coef: float = 0.3,
         staleness_transform: str = "power",
         staleness_temperature: float = 1.0,
         score_ema_alpha: float = 1.0,
+        replay_schedule: str = "fixed",
         replay_prob: float = 0.8,
-        min_fill_ratio: float = 0.0,
+        min_fill_ratio: float = 0.5,
         capacity: int | None = None,
+        eviction: str = "weight",
         seed: int = 0,
     ) -> None:
         self.start = check_choice("start", start, STARTS)
+        check_choice("replay_schedule", replay_schedule, ("fixed", "ramp"))
         if isinstance(num_edits, bool) or not isinstance(num_edits, int | np.integer) or num_edits < 1:
             raise ValueError(f"num_edits must be an integer >= 1, got {num_edits!r}")
         self.num_edits = int(num_edits)
@@ -92,8 +102,8 @@ class ACCELSampler(RobustPLRSampler):
             )
         self._space = space
         finite, draw = resolve_levels(levels)
-        if start == "empty":
-            source = self._empty_level
+        if start != "train":
+            source = self._generated_level
         elif finite is not None:
             source = lambda rng, seq=finite: seq[int(rng.integers(len(seq)))]  # noqa: E731
         else:
@@ -108,10 +118,11 @@ class ACCELSampler(RobustPLRSampler):
             staleness_transform=staleness_transform,
             staleness_temperature=staleness_temperature,
             score_ema_alpha=score_ema_alpha,
-            replay_schedule="fixed",
+            replay_schedule=replay_schedule,
             replay_prob=replay_prob,
             min_fill_ratio=min_fill_ratio,
             capacity=capacity,
+            eviction=eviction,
             seed=seed,
         )
         self._children: deque[tuple[Level, int]] = deque()
@@ -121,8 +132,8 @@ class ACCELSampler(RobustPLRSampler):
         self._children_played = 0
         self._children_accepted = 0
 
-    def _empty_level(self, rng: np.random.Generator) -> Level:
-        return self._space.generate("empty", rng)
+    def _generated_level(self, rng: np.random.Generator) -> Level:
+        return self._space.generate(self.start, rng)
 
     def _check_space(self, source: Any) -> None:
         """Fail now, not mid-training, when the space cannot make or edit levels."""
@@ -162,10 +173,6 @@ class ACCELSampler(RobustPLRSampler):
             child = self._space.mutate(level, self._rng, self.num_edits)
             self._children.append((child, self._edits.get(level, 0) + self.num_edits))
         self._forget_if_gone(level)
-
-    def _eviction_slot(self) -> int:
-        """The lowest-weighted member of the full buffer (the least likely replay)."""
-        return int(np.argmin(self._replay_weights()))
 
     def _on_evict(self, level: Level) -> None:
         self._forget_if_gone(level)

@@ -130,6 +130,11 @@ class LevelSampler(ABC):
     needs_finite_levels: bool = False
     """True for a sampler that only works on a finite level set (the trainer then refuses an
     unbounded ``--env.train_set`` with a message that says so)."""
+    family_defaults: dict[str, dict[str, Any]] = {}
+    """Constructor defaults that differ by env family, where the published runs of one family
+    used other settings: ``{family: {parameter: value}}``; a key ``procgen`` covers every
+    ``procgen/<game>``. Read through :func:`heldout.level_samplers.registry.defaults`, which
+    takes only the class's own table (a subclass states its own)."""
 
     def sample(self) -> Level:
         """The level the next episode should play."""

@@ -17,19 +17,26 @@ Every draw first decides between *replay* (a draw from P) and a *new* level:
 ``fixed``          replay with probability ``replay_prob``; otherwise a new level: an unseen
                    one while any remain, then a uniform draw from the whole set (finite
                    sets), or a fresh ``levels(rng)`` (unbounded spaces)
+``ramp``           replay with probability min(fill, ``replay_prob``), fill = the fraction
+                   of the buffer holding scores (dcd's ``proportionate`` schedule on a
+                   buffer, ``level_replay/level_sampler.py`` 614-619); new levels as ``fixed``
 
 A new level of a finite set is an unseen level that no other slot is already playing
 unscored, when there is one (so the first draws of many parallel slots cover distinct
 levels). No replay happens before ``min_fill_ratio`` of the buffer holds scores (and at least one
 level does). For an unbounded level space the buffer holds at most ``capacity`` levels: a new
-level's first score inserts it, evicting the lowest-scored level when the buffer is full and
-the new score is higher.
+level's first score inserts it; when the buffer is full it replaces the member chosen by
+``eviction`` (``score``: the lowest-scored; ``weight``: the lowest replay weight, jaxued's
+and dcd's rule) if its score is strictly higher than that member's.
 
-Defaults are the PLR paper's Procgen settings: value_l1, rank, temperature 0.1, staleness
-mix 0.1 (power transform, temperature 1), scores replaced by the latest (alpha 1),
-proportionate replay. Robust PLR (``robust_plr``) defaults to ``fixed`` replay with
-``replay_prob`` 0.5 and sets ``trains_on_new_levels = False``: the agent must take no
-gradient on episodes of levels that were not replayed.
+Defaults are the PLR paper's Procgen settings (facebookresearch/level-replay, see
+docs/fidelity.md): value_l1, rank, temperature 0.1, staleness mix 0.1 (power transform,
+temperature 1), scores replaced by the latest (alpha 1), proportionate replay. Robust PLR
+(``robust_plr``) defaults to ``fixed`` replay with ``replay_prob`` 0.5 and sets
+``trains_on_new_levels = False``: the agent must take no gradient on episodes of levels that
+were not replayed. Where the published runs of a family used other settings, the sampler's
+:attr:`~heldout.level_samplers.base.LevelSampler.family_defaults` holds them (Robust PLR on
+the maze: jaxued's); the trainer applies them when it resolves a run's config.
 """
 
 from __future__ import annotations
@@ -54,7 +61,8 @@ from heldout.level_samplers.base import (
 )
 from heldout.level_samplers.scores import check_score_name
 
-REPLAY_SCHEDULES: tuple[str, ...] = ("fixed", "proportionate", "sequential")
+REPLAY_SCHEDULES: tuple[str, ...] = ("fixed", "proportionate", "sequential", "ramp")
+EVICTIONS: tuple[str, ...] = ("score", "weight")
 
 
 class PLRSampler(LevelSampler):
@@ -71,12 +79,15 @@ class PLRSampler(LevelSampler):
         eps_greedy_epsilon: epsilon of the ``eps_greedy`` transform, in [0, 1].
         score_ema_alpha: S <- (1 - alpha) S + alpha * new score, in (0, 1]; 1 replaces.
             A level's first score is always stored as is.
-        replay_schedule: ``proportionate``, ``sequential`` or ``fixed``; default
+        replay_schedule: ``proportionate``, ``sequential``, ``fixed`` or ``ramp``; default
             ``proportionate`` for a finite set without ``replay_prob``, else ``fixed``.
-        replay_prob: the replay probability of the ``fixed`` schedule (default 0.5).
+        replay_prob: the replay probability of the ``fixed`` schedule, the cap of ``ramp``
+            (default 0.5).
         min_fill_ratio: fraction of the buffer (level set) that must hold scores before
             any replay, in [0, 1].
         capacity: buffer size for an unbounded level space (default 4000).
+        eviction: which member of a full buffer a better new level replaces: ``score``
+            (the lowest-scored) or ``weight`` (the lowest replay weight).
         seed: seeds the sampler's own random generator.
     """
 
@@ -100,6 +111,7 @@ class PLRSampler(LevelSampler):
         replay_prob: float | None = None,
         min_fill_ratio: float = 0.0,
         capacity: int | None = None,
+        eviction: str = "score",
         seed: int = 0,
     ) -> None:
         finite_levels, draw = resolve_levels(levels)
@@ -113,6 +125,7 @@ class PLRSampler(LevelSampler):
         self.eps_greedy_epsilon = check_unit("eps_greedy_epsilon", eps_greedy_epsilon)
         self.score_ema_alpha = check_unit("score_ema_alpha", score_ema_alpha, open_low=True)
         self.min_fill_ratio = check_unit("min_fill_ratio", min_fill_ratio)
+        self.eviction = check_choice("eviction", eviction, EVICTIONS)
         self.replay_schedule, self.replay_prob = self._resolve_schedule(replay_schedule, replay_prob)
 
         cap = check_capacity(capacity, self.finite)
@@ -139,11 +152,11 @@ class PLRSampler(LevelSampler):
             fixed = self._default_schedule_fixed or replay_prob is not None or not self.finite
             schedule = "fixed" if fixed else "proportionate"
         check_choice("replay_schedule", schedule, REPLAY_SCHEDULES)
-        if schedule != "fixed":
+        if schedule not in ("fixed", "ramp"):
             if replay_prob is not None:
                 raise ValueError(
                     f"replay_prob applies only to replay_schedule='fixed' (got replay_schedule={schedule!r}); "
-                    "drop replay_prob or use the fixed schedule"
+                    "drop replay_prob or use the fixed or ramp schedule"
                 )
             if not self.finite:
                 raise ValueError(
@@ -210,6 +223,8 @@ class PLRSampler(LevelSampler):
             return False
         if self.replay_schedule == "fixed":
             return bool(self._rng.random() < self.replay_prob)
+        if self.replay_schedule == "ramp":
+            return bool(self._rng.random() < min(n_seen / self._capacity, self.replay_prob))
         if n_seen == self._capacity:
             return True
         if self.replay_schedule == "sequential":
@@ -314,7 +329,9 @@ class PLRSampler(LevelSampler):
         self._in_flight[slot] = False
 
     def _eviction_slot(self) -> int:
-        """The member of a full buffer that a better new level replaces: the lowest-scored."""
+        """The member of a full buffer that a better new level replaces (``eviction``)."""
+        if self.eviction == "weight":
+            return int(np.argmin(self._replay_weights()))
         return int(np.argmin(self._scores))
 
     def _on_evict(self, level: Level) -> None:
@@ -359,11 +376,25 @@ class PLRSampler(LevelSampler):
         set_rng_state(self._rng, state["rng"])
 
 
+MAZE_ROBUST_PLR: dict[str, Any] = {
+    "score": "positive_value_loss",
+    "temperature": 0.3,
+    "staleness_coef": 0.3,
+    "replay_prob": 0.8,
+    "min_fill_ratio": 0.5,
+    "eviction": "weight",
+}
+"""Robust PLR on the maze as jaxued's ``examples/maze_plr.py`` runs it (``--score_function pvl``;
+argparse defaults 877-884; buffer rules ``level_sampler.py`` 96-108, 375-404)."""
+
+
 class RobustPLRSampler(PLRSampler):
     """Robust PLR (PLR-perp): replay with probability ``replay_prob`` (0.5), otherwise a new
     level, and **no gradient on the new levels' experience** (``trains_on_new_levels`` is False).
-    Takes the same parameters as :class:`PLRSampler`."""
+    Takes the same parameters as :class:`PLRSampler`; on the maze its defaults are jaxued's
+    (:data:`MAZE_ROBUST_PLR`)."""
 
     name = "robust_plr"
     trains_on_new_levels = False
     _default_schedule_fixed = True
+    family_defaults = {"maze": MAZE_ROBUST_PLR}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from heldout.level_samplers.accel import ACCELSampler
@@ -62,12 +62,14 @@ PROVIDED: tuple[str, ...] = ("space", "generator")
 
 @dataclass(frozen=True)
 class Parameter:
-    """One user parameter of a sampler: its name, type (the resolved annotation), default and help."""
+    """One user parameter of a sampler: its name, type (the resolved annotation), default and
+    help; ``by_family``: the defaults that differ by env family (``{family: value}``)."""
 
     name: str
     kind: Any
     default: Any
     help: str
+    by_family: dict[str, Any] = field(default_factory=dict)
 
 
 def _keywords(cls: type[LevelSampler]) -> dict[str, inspect.Parameter]:
@@ -126,11 +128,45 @@ def specs(name: str) -> dict[str, Parameter]:
     """The user parameters of sampler ``name`` (every keyword but :data:`PROVIDED`), in order."""
     cls = get(name)
     hints = _hints(cls)
+    tables = _family_tables(cls)
     return {
-        k: Parameter(k, hints.get(k, Any), p.default, _help(cls, k, p.default))
+        k: Parameter(
+            k, hints.get(k, Any), p.default, _help(cls, k, p.default),
+            {family: table[k] for family, table in tables.items() if k in table},
+        )
         for k, p in _keywords(cls).items()
         if k not in PROVIDED
     }
+
+
+def _family_tables(cls: type[LevelSampler]) -> dict[str, dict[str, Any]]:
+    """The class's own ``family_defaults`` (not a base's), checked against its parameters."""
+    tables = dict(cls.__dict__.get("family_defaults") or {})
+    accepted = set(_keywords(cls)) - set(PROVIDED)
+    for family, table in tables.items():
+        unknown = sorted(set(table) - accepted)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.family_defaults[{family!r}] names no parameter {', '.join(unknown)}")
+    return tables
+
+
+def family_key(family: str, keys: Any) -> str | None:
+    """Which of ``keys`` covers env family ``family``: the name itself, or its part before the
+    ``/`` (``procgen`` covers ``procgen/coinrun``); None if none does."""
+    for key in (family, family.split("/", 1)[0]):
+        if key in keys:
+            return key
+    return None
+
+
+def defaults(name: str, family: str | None = None) -> dict[str, Any]:
+    """Sampler ``name``'s parameter defaults on env family ``family``: the constructor's, with
+    the sampler's ``family_defaults`` for that family over them."""
+    out = {}
+    for k, p in specs(name).items():
+        key = None if family is None else family_key(family, p.by_family)
+        out[k] = p.default if key is None else p.by_family[key]
+    return out
 
 
 def parameters(name: str) -> dict[str, Any]:

@@ -392,7 +392,8 @@ def test_specs_type_default_and_help_come_from_the_signature_and_the_docstring()
     plr = level_samplers.specs("plr")
     assert list(plr) == [
         "score", "score_transform", "temperature", "staleness_coef", "staleness_transform", "staleness_temperature",
-        "eps_greedy_epsilon", "score_ema_alpha", "replay_schedule", "replay_prob", "min_fill_ratio", "capacity", "seed",
+        "eps_greedy_epsilon", "score_ema_alpha", "replay_schedule", "replay_prob", "min_fill_ratio", "capacity", "eviction",
+        "seed",
     ]  # fmt: skip
     assert plr["temperature"] == level_samplers.Parameter(
         "temperature", float, 0.1, "the score transform's temperature (beta), > 0."
@@ -407,13 +408,17 @@ def test_specs_type_default_and_help_come_from_the_signature_and_the_docstring()
 
 def test_a_help_that_refers_to_a_base_class_takes_the_base_class_entry():
     accel = level_samplers.specs("accel")
-    assert accel["num_edits"] == level_samplers.Parameter("num_edits", int, 5, "edits per child.")
+    assert accel["num_edits"] == level_samplers.Parameter("num_edits", int, 5, "edit steps per child.")
     # ACCEL's "temperature, ..., replay_prob, ...: as for PLRSampler" -> PLR's own entries
     assert accel["temperature"].help == "the score transform's temperature (beta), > 0."
     assert (accel["replay_prob"].kind, accel["replay_prob"].default) == (float, 0.8)
-    assert accel["replay_prob"].help == "the replay probability of the fixed schedule."  # not PLR's "(default 0.5)"
+    assert accel["replay_prob"].help == "the replay probability of the fixed schedule, the cap of ramp."  # no "(default 0.5)"
     assert level_samplers.specs("dred")["temperature"].help == "P_S over the training levels (rank, 0.1)."
-    assert level_samplers.specs("robust_plr") == level_samplers.specs("plr")
+    robust, plr = level_samplers.specs("robust_plr"), level_samplers.specs("plr")
+    assert {k: (p.kind, p.default, p.help) for k, p in robust.items()} == {
+        k: (p.kind, p.default, p.help) for k, p in plr.items()
+    }  # the same constructor; only robust_plr's maze defaults differ (its own family_defaults)
+    assert robust["temperature"].by_family == {"maze": 0.3} and plr["temperature"].by_family == {}
 
 
 def test_needs_names_the_keywords_the_trainer_provides():
@@ -438,3 +443,59 @@ def test_make_hands_the_generator_to_the_samplers_that_take_it_only():
     assert dred._generator is generator
     plr = level_samplers.make("plr", ["a", "b"], generator=generator, temperature=0.3)
     assert plr.temperature == 0.3
+
+
+# -- eviction and the replay gate (jaxued level_sampler.py 96-108, 375-404; dcd 606-619) ---------------
+def _filled(scores, **params):
+    """A Robust PLR buffer of ints 0, 1, ... sampled and scored in order (no replay while filling)."""
+    draws = iter(range(10_000))
+    s = level_samplers.make("robust_plr", lambda rng: next(draws), replay_prob=0.0, **params)
+    for score in scores:
+        level, replayed = s.sample_with_replay_flag()
+        assert not replayed
+        s.update(level, score)
+    return s
+
+
+def test_eviction_by_replay_weight_keeps_a_stale_low_scorer():
+    # Levels 0, 1, 2 scored 0.1, 0.5, 0.9, placed at episodes 1, 2, 3; level 3 is drawn at episode 4.
+    # Staleness 3, 2, 1 -> P_C = (3, 2, 1) / 6. Rank, temperature 1: h = (1/3, 1/2, 1) / (11/6).
+    # P = 0.5 P_S + 0.5 P_C = (0.341, 0.303, 0.356): level 1 weighs least although level 0 scores least.
+    p_s = np.array([1 / 3, 1 / 2, 1]) / (11 / 6)
+    p_c = np.array([3, 2, 1]) / 6
+    expected = 0.5 * p_s + 0.5 * p_c
+    assert np.argmin(expected) == 1
+    params = {"capacity": 3, "temperature": 1.0, "staleness_coef": 0.5, "min_fill_ratio": 0.0}
+    by_weight = _filled([0.1, 0.5, 0.9], eviction="weight", **params)
+    level, _ = by_weight.sample_with_replay_flag()
+    weights = by_weight.probabilities()
+    assert [weights[i] for i in (0, 1, 2)] == pytest.approx(expected)
+    by_weight.update(level, 0.6)  # above level 1's 0.5: it replaces level 1
+    assert set(by_weight.level_scores()) == {0, 2, 3}
+    by_score = _filled([0.1, 0.5, 0.9], eviction="score", **params)
+    by_score.update(by_score.sample(), 0.6)  # the earlier rule: the lowest score (level 0) goes
+    assert set(by_score.level_scores()) == {1, 2, 3}
+
+
+def test_a_new_level_must_beat_the_lowest_weighted_score_strictly():
+    params = {"capacity": 3, "temperature": 1.0, "staleness_coef": 0.5, "min_fill_ratio": 0.0, "eviction": "weight"}
+    s = _filled([0.1, 0.5, 0.9], **params)
+    s.update(s.sample(), 0.5)  # ties level 1's score: jaxued replaces only when old < new
+    assert set(s.level_scores()) == {0, 1, 2}
+    with pytest.raises(ValueError, match="eviction='oldest' is not accepted; choose one of score, weight"):
+        level_samplers.make("plr", range(3), eviction="oldest")
+
+
+def _replay_rate(s, n=3000):
+    return np.mean([s.sample_with_replay_flag()[1] for _ in range(n)])
+
+
+@pytest.mark.parametrize("scored, fixed, ramp", [(4, 0.0, 0.4), (5, 0.8, 0.5), (10, 0.8, 0.8)])
+def test_replay_waits_for_the_minimum_fill_then_fixed_or_ramped(scored, fixed, ramp):
+    # fixed (jaxued): replay 0.8 once fill >= 0.5; ramp (dcd): min(fill, 0.8), here with no minimum fill
+    s = _filled([0.5] * scored, capacity=10, min_fill_ratio=0.5)
+    s.replay_prob = 0.8
+    assert abs(_replay_rate(s) - fixed) < 0.03  # sd of a rate of 3000 draws: under 0.01
+    r = _filled([0.5] * scored, capacity=10, replay_schedule="ramp", min_fill_ratio=0.0)
+    r.replay_prob = 0.8
+    assert abs(_replay_rate(r) - ramp) < 0.03

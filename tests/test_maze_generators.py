@@ -8,6 +8,7 @@ from heldout.envs.maze import (
     GENERATORS,
     HELD_OUT_FAMILIES,
     TRAIN_FAMILIES,
+    MazeLevel,
     MazeLevelSpace,
     generate,
     is_solvable,
@@ -170,8 +171,52 @@ def test_mutate_makes_at_most_num_edits_changes_and_is_deterministic():
             assert child == space.mutate(level, np.random.default_rng(seed), k)
             assert _differences(level, child) <= k
     children = {space.mutate(level, np.random.default_rng(s), 1) for s in range(50)}
-    assert len(children) > 30
-    assert any(c.goal != level.goal for c in children) and any(c.start != level.start for c in children)
+    assert len(children) > 20
+    assert any(c.goal != level.goal for c in children) and all(c.start == level.start for c in children)
+    toggled = {MazeLevelSpace(edits="toggle").mutate(level, np.random.default_rng(s), 1) for s in range(50)}
+    assert any(c.start != level.start for c in toggled)
+
+
+def _children(edits, num_edits, n=3000):
+    space = MazeLevelSpace(edits=edits)
+    parent = MazeLevel.from_walls(np.zeros((13, 13), dtype=bool), (12, 12), (0, 0), 1)
+    rng = np.random.default_rng(0)
+    return parent, [space.mutate(parent, rng, num_edits) for _ in range(n)]
+
+
+def test_default_edit_step_is_jaxueds_noop_flip_or_goal_move():
+    # jaxued make_level_mutator_minimax: each step NO_OP, FLIP_WALL or MOVE_GOAL with 1/3 each;
+    # a flip never touches the start or goal cell, a goal move always leaves the goal's cell.
+    parent, children = _children("jaxued", 1)
+    walls = np.array([int((c.wall_map != parent.wall_map).sum()) for c in children])
+    moved = np.array([c.goal != parent.goal for c in children])
+    assert all((c.start, c.start_dir) == (parent.start, parent.start_dir) for c in children)
+    assert set(walls.tolist()) <= {0, 1} and not (walls.astype(bool) & moved).any()
+    for frequency in (np.mean((walls == 0) & ~moved), np.mean(walls == 1), np.mean(moved)):
+        assert abs(frequency - 1 / 3) < 0.03  # sd of a frequency of 3000 draws: 0.009
+    assert not any(c.wall_map[parent.goal] or c.wall_map[parent.start] for c in children)
+
+
+def test_five_jaxued_steps_flip_five_thirds_walls_and_never_move_the_start():
+    parent, children = _children("jaxued", 5, n=2000)
+    walls = np.array([int((c.wall_map != parent.wall_map).sum()) for c in children])
+    assert all(c.start == parent.start and c.start_dir == parent.start_dir for c in children)
+    assert all(_differences(parent, c) <= 5 for c in children)
+    # flips per child ~ Binomial(5, 1/3): mean 5/3 (two flips of one cell cancel: under 0.02 less)
+    assert abs(walls.mean() - 5 / 3) < 0.08  # sd of the mean of 2000: 0.024
+    # the goal stays only when none of the 5 steps moves it: (2/3)^5
+    assert abs(np.mean([c.goal == parent.goal for c in children]) - (2 / 3) ** 5) < 0.03
+
+
+def test_toggle_operator_keeps_heldouts_earlier_weights():
+    # 0.8 wall toggle, 0.1 goal move, 0.1 start move a step: the start moves in 1 - 0.9^5 of children
+    parent, children = _children("toggle", 5, n=2000)
+    started = np.mean([c.start != parent.start for c in children])
+    assert abs(started - (1 - 0.9**5)) < 0.035  # sd 0.011; a move back onto its own cell is 1/167
+    walls = np.array([int((c.wall_map != parent.wall_map).sum()) for c in children])
+    assert abs(walls.mean() - 4.0) < 0.12  # 5 x 0.8 toggles (cancelling pairs: about 0.05 less)
+    with pytest.raises(ValueError, match="edits='swap' is not an edit operator; choose one of jaxued, toggle"):
+        MazeLevelSpace(edits="swap")
 
 
 def test_mutate_keep_solvable_never_breaks_solvability():

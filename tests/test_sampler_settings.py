@@ -104,7 +104,7 @@ def help_entries() -> dict[str, dict[str, str]]:
 
 def test_the_help_lists_each_samplers_parameters_with_type_and_default():
     listed = help_entries()
-    assert list(listed) == ["accel:", "dr:", "dred:", "plr:", "robust_plr: as plr", "uniform:"]
+    assert list(listed) == ["accel:", "dr:", "dred:", "plr:", "robust_plr:", "uniform:"]
     assert listed["uniform:"] == listed["dr:"] | {
         "--sampler.capacity INT|NONE": "how many scored levels of an unbounded space to remember (default 4000).",
     }
@@ -114,11 +114,11 @@ def test_the_help_lists_each_samplers_parameters_with_type_and_default():
         "--sampler.seed INT": "seeds the sampler's own random generator. (default: --seed)",
     }
     accel, plr, dred = listed["accel:"], listed["plr:"], listed["dred:"]
-    assert accel["--sampler.num_edits INT"] == "edits per child. (default: 5)"
+    assert accel["--sampler.num_edits INT"] == "edit steps per child. (default: 5)"
     assert accel["--sampler.temperature FLOAT"] == "the score transform's temperature (beta), > 0. (default: 0.3)"
     assert plr["--sampler.temperature FLOAT"] == "the score transform's temperature (beta), > 0. (default: 0.1)"
-    assert plr["--sampler.replay_prob FLOAT|NONE"] == "the replay probability of the fixed schedule (default 0.5)."
-    assert len(plr) == 13 and len(accel) == 13 and len(dred) == 18  # dred: 17 parameters and the trainer's keys
+    assert plr["--sampler.replay_prob FLOAT|NONE"] == "the replay probability of the fixed schedule, the cap of ramp (default 0.5)."
+    assert len(plr) == 14 and len(accel) == 15 and len(dred) == 18  # dred: 17 parameters and the trainer's keys
     assert dred["fit, model"].startswith("the trainer's")
 
 
@@ -129,3 +129,34 @@ def test_a_sweep_takes_sampler_parameters_in_either_form():
         {"temperature": 0.3, "replay_prob": 0.2},
         {"temperature": 0.3, "replay_prob": 0.4},
     ]
+
+
+# -- defaults that depend on the env family ---------------------------------------------------------
+MAZE_ROBUST_PLR = {  # jaxued examples/maze_plr.py 875-884 with --score_function pvl
+    "score": "positive_value_loss", "temperature": 0.3, "staleness_coef": 0.3, "replay_prob": 0.8,
+    "min_fill_ratio": 0.5, "eviction": "weight",
+}  # fmt: skip
+
+
+def test_robust_plr_on_the_maze_resolves_jaxueds_settings_into_the_saved_config(tmp_path):
+    cfg = parse(["--sampler", "robust_plr"])
+    assert cfg.env.name == "maze" and cfg.sampler.params == MAZE_ROBUST_PLR
+    config.save_yaml(cfg, tmp_path / "config.yaml")
+    saved = config.load_yaml(tmp_path / "config.yaml")
+    assert saved["sampler"]["params"] == MAZE_ROBUST_PLR  # the run's directory says what it ran
+    assert config.from_dict(saved).sampler.params == MAZE_ROBUST_PLR
+
+
+def test_procgen_keeps_the_procgen_defaults_and_a_user_value_wins():
+    assert parse(["--env", "procgen/coinrun", "--sampler", "robust_plr"]).sampler.params == {}
+    assert parse(["--env", "coinrun", "--sampler", "robust_plr"]).sampler.params == {}
+    cfg = parse(["--sampler", "robust_plr", "--sampler.temperature", "0.1", "--sampler.params", "{eviction: score}"])
+    assert cfg.sampler.params == {**MAZE_ROBUST_PLR, "temperature": 0.1, "eviction": "score"}
+    assert parse(["--sampler", "plr"]).sampler.params == {}  # PLR keeps level-replay's settings everywhere
+
+
+def test_the_help_shows_the_maze_defaults_beside_the_others():
+    robust = help_entries()["robust_plr:"]
+    assert robust["--sampler.temperature FLOAT"].endswith("(default: 0.1; maze: 0.3)")
+    assert robust["--sampler.eviction STR"].endswith("(default: 'score'; maze: 'weight')")
+    assert robust["--sampler.replay_prob FLOAT|NONE"].endswith("(default 0.5). (maze: 0.8)")

@@ -80,7 +80,9 @@ NBSP = "\u00a0"
 """Joins "(default: X)" while the help is wrapped, so that it stays on one line."""
 SAMPLER_HELP = """\
 level sampler parameters: --sampler.KEY VALUE sets KEY of the chosen sampler (as KEY in
---sampler.params would, and wins over it); seed defaults to the run's --seed."""
+--sampler.params would, and wins over it); seed defaults to the run's --seed. "maze: X" after a
+default: the default on that env family (the published runs there used X); the run's config.yaml
+holds the value used."""
 
 
 def sampler_help() -> str:
@@ -99,7 +101,11 @@ def sampler_help() -> str:
             rows.append((f"    {', '.join(sorted(trainer))}", "the trainer's (DRED's model): `heldout dred --help`"))
         for p in specs.values():
             default = "--seed" if p.name == "seed" else repr(p.default)
-            stated = "" if "default" in p.help else f" (default:{NBSP}{default})"
+            family = "; ".join(f"{name}:{NBSP}{value!r}" for name, value in p.by_family.items())
+            if "default" in p.help:  # the help states the default itself
+                stated = f" ({family})" if family else ""
+            else:
+                stated = f" (default:{NBSP}{default}" + (f"; {family})" if family else ")")
             rows.append((f"    --{config.SAMPLER_PARAM}{p.name} {config.type_name(p.kind).upper()}", p.help + stated))
     width = max(len(flag) for flag, text in rows if text is not None) + 2
     wrap = textwrap.TextWrapper(HELP_WIDTH, subsequent_indent=" " * width)

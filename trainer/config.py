@@ -54,11 +54,13 @@ class SamplerConfig:
         metadata=_help("sampler parameters as a YAML mapping, e.g. '{score: value_l1}', or a flag each (listed below)"),
     )
 
-    def validate(self) -> None:
+    def validate(self, family: str | None = None) -> None:
         """Refuse an unknown sampler, a parameter it does not take and a value of the wrong type
         (ValueError, one line); the values are typed as the sampler's constructor declares them
         (``"0.3"`` from a flag becomes 0.3), as every other setting is when read. Ranges are the
-        constructor's to check."""
+        constructor's to check. On env family ``family``, the sampler's defaults for that family
+        (its ``family_defaults``) join ``params`` where no value is given, so the saved config
+        says what the run used."""
         try:
             specs = level_samplers.specs(self.name)
         except KeyError as err:
@@ -74,6 +76,10 @@ class SamplerConfig:
             key: value if key in trainer else _sampler_value(self.name, specs[key], value)
             for key, value in self.params.items()
         }
+        for key, spec in specs.items():
+            found = None if family is None else level_samplers.registry.family_key(family, spec.by_family)
+            if found is not None and key not in self.params:
+                self.params[key] = spec.by_family[found]
 
 
 def trainer_keys(sampler: str) -> frozenset[str]:
@@ -155,8 +161,9 @@ class TrainConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"bad value device={self.device!r}: use auto, cpu, cuda or cuda:N")
         self.ppo.validate()
-        for section in (self.augment, self.drac, self.ucb, self.sampler):
+        for section in (self.augment, self.drac, self.ucb):
             section.validate()
+        self.sampler.validate(family=family_name(self.env.name))
 
 
 # -- presets -----------------------------------------------------------------------------------
@@ -210,15 +217,23 @@ def _small_preset() -> TrainConfig:
 PRESETS = {"maze": _maze_preset, "maze_lstm": _maze_lstm_preset, "procgen": _procgen_preset, "small": _small_preset}
 
 
+def family_name(env_name: str) -> str | None:
+    """The registered family name of ``env_name`` (``coinrun`` -> ``procgen/coinrun``); None if unknown
+    (the run's build reports it)."""
+    from heldout import envs
+
+    try:
+        return envs.get(env_name).name
+    except KeyError:
+        return None
+
+
 def preset_for_env(env_name: str) -> str:
     """The preset that suits an environment family: ``procgen`` for Procgen games (also named
     by their short name or Gymnasium id), ``maze`` for mazes (and unknown names, reported when
     the run is built), else ``small``."""
-    from heldout import envs
-
-    try:
-        env_name = envs.get(env_name).name
-    except KeyError:
+    env_name = family_name(env_name)
+    if env_name is None:
         return "maze"  # an unknown name is reported, with suggestions, when the run is built
     if env_name.startswith("procgen/"):
         return "procgen"

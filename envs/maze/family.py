@@ -12,8 +12,16 @@ Options (keyword arguments of ``make``, ``make_vec``, ``level_set`` and ``level_
 ``level_seed``       0         seed of every level set
 ``large_size``       25        interior side of the ``large`` set
 ``keep_solvable``    False     the level space's default for ``mutate``
-``min_walls``        0         fewest walls of a ``random`` (domain randomisation) level
-``max_walls``        25        most walls of a ``random`` level (at most size * size - 2)
+``edits``            jaxued    the edit operator of ``mutate`` (ACCEL): ``jaxued`` (no-op, wall
+                               flip or goal move, 1/3 each) or ``toggle`` (heldout's earlier
+                               one); see :mod:`heldout.envs.maze.mutate`
+``walls``            jaxued    wall law of a ``random`` (domain randomisation) level: ``jaxued``
+                               (``max_walls`` cells with replacement) or ``uniform`` (a count
+                               from ``min_walls`` to ``max_walls``, distinct cells); see
+                               :mod:`heldout.envs.maze.random_levels`
+``min_walls``        0         fewest walls of a ``random`` level (``walls: uniform`` only)
+``max_walls``        25        wall draws (``jaxued``) or most walls (``uniform``) of a ``random``
+                               level (at most size * size - 2)
 ``reject_unsolvable`` False    draw ``random`` levels again until the goal can be reached
 ``render_mode``      None      ``"rgb_array"`` (or ``"ansi"`` for the single env)
 ==================== ========= ==========================================================
@@ -40,7 +48,8 @@ from heldout.envs.maze.level_sets import (
     generated_level_set,
     grid_size_of,
 )
-from heldout.envs.maze.random_levels import DEFAULT_MAX_WALLS, check_wall_range
+from heldout.envs.maze.mutate import DEFAULT_EDITS, check_edits
+from heldout.envs.maze.random_levels import DEFAULT_MAX_WALLS, WALL_LAWS, check_wall_range
 from heldout.envs.maze.rules import check_max_steps, check_view_size
 from heldout.envs.maze.single import MazeEnv
 from heldout.envs.maze.space import MazeLevelSpace
@@ -65,6 +74,8 @@ class MazeOptions:
     level_seed: int = 0
     large_size: int = 25
     keep_solvable: bool = False
+    edits: str = DEFAULT_EDITS
+    walls: str = WALL_LAWS[0]
     min_walls: int = 0
     max_walls: int = DEFAULT_MAX_WALLS
     reject_unsolvable: bool = False
@@ -95,7 +106,8 @@ class MazeOptions:
                 raise ValueError(f"{name} must be an integer from {MIN_SIZE} to {MAX_SIDE}, got {value!r}")
         check_view_size(opts.view_size)
         check_max_steps(opts.max_steps)
-        check_wall_range(opts.generation_size, opts.min_walls, opts.max_walls)
+        check_wall_range(opts.generation_size, opts.min_walls, opts.max_walls, opts.walls)
+        check_edits(opts.edits)
         return opts
 
     @property
@@ -121,6 +133,8 @@ class MazeFamily(EnvFamily):
         return MazeLevelSpace(
             opts.generation_size,
             keep_solvable=opts.keep_solvable,
+            edits=opts.edits,
+            walls=opts.walls,
             min_walls=opts.min_walls,
             max_walls=opts.max_walls,
             reject_unsolvable=opts.reject_unsolvable,
@@ -152,6 +166,8 @@ class MazeFamily(EnvFamily):
                 size=opts.size,
                 num_test_levels=opts.num_test_levels,
                 large_size=opts.large_size,
+                edits=opts.edits,
+                walls=opts.walls,
                 min_walls=opts.min_walls,
                 max_walls=opts.max_walls,
                 reject_unsolvable=opts.reject_unsolvable,

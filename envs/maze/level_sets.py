@@ -105,6 +105,12 @@ def build_level_set(
     return LevelSet(name, levels=levels, notes=notes, metadata={"families": fams, "size": levels[0].shape})
 
 
+def _wall_note(space: MazeLevelSpace) -> str:
+    if space.walls == "jaxued":
+        return f"{space.max_walls} wall cells drawn with replacement (jaxued)"
+    return f"{space.min_walls}..{space.max_walls} walls on distinct random cells"
+
+
 def generated_level_set(name: str, space: MazeLevelSpace) -> LevelSet:
     """The unbounded set ``random`` or ``empty``: every draw is a new level from ``space``'s generator."""
     if name not in GENERATED_SET_NAMES:
@@ -113,7 +119,7 @@ def generated_level_set(name: str, space: MazeLevelSpace) -> LevelSet:
     if name == "random":
         kept = "unsolvable draws redrawn" if space.reject_unsolvable else "unsolvable draws kept"
         notes = (
-            f"domain randomisation: {n}x{n}, {space.min_walls}..{space.max_walls} walls on random cells, "
+            f"domain randomisation: {n}x{n}, {_wall_note(space)}, "
             f"random start and goal; {kept}"
         )
     else:

@@ -9,8 +9,14 @@ import numpy as np
 from heldout.envs.base import LevelSpace
 from heldout.envs.maze import paths
 from heldout.envs.maze.level import NUM_CELL_CODES, MazeLevel
-from heldout.envs.maze.mutate import DEFAULT_WEIGHTS, mutate_level
-from heldout.envs.maze.random_levels import DEFAULT_MAX_WALLS, check_wall_range, empty_level, random_level
+from heldout.envs.maze.mutate import DEFAULT_EDITS, check_edits, mutate_level
+from heldout.envs.maze.random_levels import (
+    DEFAULT_MAX_WALLS,
+    WALL_LAWS,
+    check_wall_range,
+    empty_level,
+    random_level,
+)
 from heldout.envs.maze.render import DEFAULT_TILE, render_level
 from heldout.envs.maze.text import format_level, parse_level
 
@@ -21,7 +27,8 @@ class MazeLevelSpace(LevelSpace):
 
     ``size`` is the interior side of the levels this space's generators work on (the shape
     of :meth:`encode` for those levels is ``(size, size)``; levels of other sizes still
-    encode to their own shape). ``keep_solvable`` is the default of :meth:`mutate`.
+    encode to their own shape). ``keep_solvable`` and ``edits`` (the edit operator, see
+    :mod:`heldout.envs.maze.mutate`) configure :meth:`mutate`. ``walls`` (the wall law),
     ``min_walls``, ``max_walls`` and ``reject_unsolvable`` configure the ``random``
     generator (see :mod:`heldout.envs.maze.random_levels`).
     """
@@ -36,23 +43,25 @@ class MazeLevelSpace(LevelSpace):
         size: int = 13,
         *,
         keep_solvable: bool = False,
-        edit_weights: tuple[float, float, float] = DEFAULT_WEIGHTS,
+        edits: str = DEFAULT_EDITS,
         tile: int = DEFAULT_TILE,
+        walls: str = WALL_LAWS[0],
         min_walls: int = 0,
         max_walls: int = DEFAULT_MAX_WALLS,
         reject_unsolvable: bool = False,
     ) -> None:
         self.size = int(size)
+        self.walls = walls
         self.min_walls, self.max_walls = int(min_walls), int(max_walls)  # checked by generate()
         self.reject_unsolvable = bool(reject_unsolvable)
         self.keep_solvable = bool(keep_solvable)
-        self.edit_weights = tuple(edit_weights)
+        self.edits = check_edits(edits)
         self.tile = int(tile)
 
     def __repr__(self) -> str:
         return (
-            f"MazeLevelSpace(size={self.size}, keep_solvable={self.keep_solvable}, "
-            f"walls={self.min_walls}..{self.max_walls}, reject_unsolvable={self.reject_unsolvable})"
+            f"MazeLevelSpace(size={self.size}, keep_solvable={self.keep_solvable}, edits={self.edits}, "
+            f"walls={self.walls} {self.min_walls}..{self.max_walls}, reject_unsolvable={self.reject_unsolvable})"
         )
 
     @property
@@ -98,19 +107,20 @@ class MazeLevelSpace(LevelSpace):
         *,
         keep_solvable: bool | None = None,
     ) -> MazeLevel:
-        """``level`` after ``num_edits`` random edits (toggle a wall, move the goal or the start).
+        """``level`` after ``num_edits`` steps of the space's edit operator (``edits``: by default
+        jaxued's, each step a no-op, a wall flip or a goal move).
 
         ``keep_solvable`` (default: the space's setting) never turns a solvable level unsolvable.
         """
         keep = self.keep_solvable if keep_solvable is None else keep_solvable
-        return mutate_level(self.coerce(level), rng, num_edits, keep_solvable=keep, weights=self.edit_weights)
+        return mutate_level(self.coerce(level), rng, num_edits, keep_solvable=keep, edits=self.edits)
 
     def generate(self, name: str, rng: np.random.Generator) -> MazeLevel:
         """A ``random`` (domain randomisation) or ``empty`` level of this space's size."""
         if name == "random":
-            check_wall_range(self.size, self.min_walls, self.max_walls)
+            check_wall_range(self.size, self.min_walls, self.max_walls, self.walls)
             return random_level(
-                rng, self.size, min_walls=self.min_walls, max_walls=self.max_walls,
+                rng, self.size, min_walls=self.min_walls, max_walls=self.max_walls, walls=self.walls,
                 reject_unsolvable=self.reject_unsolvable,
             )
         if name == "empty":
