@@ -6,9 +6,11 @@ north (the maze family's encoding; goal and agent stand on floor cells).
 
 * Encoder: the one-hot grid (7 channels) through two 3x3 convolutions and an MLP to the
   mean and log standard deviation of a diagonal Gaussian posterior q(z | level).
-* Decoder: an MLP from z to four heads, as in DRED's published decoder: a wall/floor logit
-  per cell (the layout), a categorical over cells for the goal, a categorical over cells
-  for the start, and a categorical over the four start directions. The goal head is masked
+* Decoder: an MLP from z to four heads: a wall/floor logit per cell (the layout; the
+  published decoder's layout head is a categorical over cell types, two of them in a maze),
+  a categorical over cells for the goal, a categorical over cells for the start (both as
+  published), and a categorical over the four start directions (heldout's: the published
+  decoder has none, its direction is random at reset). The goal head is masked
   to the layout's floor cells, the start head to floor cells other than the goal, so a
   decoded level always has its goal and start on floor.
 * Loss: the weighted negative ELBO per level,

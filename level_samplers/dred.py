@@ -40,7 +40,7 @@ training set.
 
   ``trains_on_new_levels`` is False: the agent learns only from replayed episodes.
 
-Defaults are the published settings (REFERENCE.md section 4). The sampler stays numpy-only:
+Defaults are the published settings (docs/fidelity.md, DRED). The sampler stays numpy-only:
 the generator is any callable ``generator(rng, n) -> list of levels`` (``rng`` is the
 sampler's own ``numpy.random.Generator``, so draws are reproducible from its state).
 """
@@ -276,7 +276,7 @@ class DREDSampler(PLRSampler):
             self._visited[picks] = True
             self._kind, self._slot_levels = "warmup", [self._levels[i] for i in picks]
             return self._kind
-        levels = self._new_levels(n) if self._kind == "replay" else []
+        levels = self._new_levels(n, 3 + n // self.generation_batch) if self._kind == "replay" else []
         self._kind, self._slot_levels = ("proposal", levels) if levels else ("replay", [])
         self._proposed += len(levels)
         return self._kind
@@ -298,19 +298,18 @@ class DREDSampler(PLRSampler):
             self._outstanding[level] = self._outstanding.get(level, 0) + 1
         return level, False
 
-    def _new_levels(self, n: int) -> list[Level]:
-        """Up to ``n`` distinct generated levels not held or handed out (fewer if the generator runs dry)."""
+    def _new_levels(self, n: int, refills: int) -> list[Level]:
+        """Up to ``n`` distinct generated levels not held or handed out, asking the generator
+        for a new batch at most ``refills`` times when its queue runs dry."""
         out: list[Level] = []
-        for _ in range(4 + n // self.generation_batch):
+        for attempt in range(refills + 1):
             while self._queue and len(out) < n:
                 level = self._queue.pop(0)
                 if level not in self._index and level not in self._outstanding and level not in out:
                     out.append(level)
-            if len(out) >= n:
+            if len(out) >= n or attempt == refills:
                 break
             self._queue = [self._checked(lv) for lv in self._generator(self._rng, self.generation_batch)]
-            if not self._queue:
-                break
         return out
 
     # -- sampling (proposals="coin") ----------------------------------------------------------------
@@ -340,17 +339,13 @@ class DREDSampler(PLRSampler):
 
     def _propose(self) -> Level | None:
         """The next generated level not held or handed out already; None if the generator has none."""
-        for attempt in range(2):
-            while self._queue:
-                level = self._queue.pop(0)
-                if level not in self._index and level not in self._outstanding:
-                    self._episode_count += 1
-                    self._outstanding[level] = 1
-                    self._proposed += 1
-                    return level
-            if attempt == 0:
-                self._queue = [self._checked(lv) for lv in self._generator(self._rng, self.generation_batch)]
-        return None
+        levels = self._new_levels(1, 1)
+        if not levels:
+            return None
+        self._episode_count += 1
+        self._outstanding[levels[0]] = 1
+        self._proposed += 1
+        return levels[0]
 
     def _checked(self, level: Any) -> Level:
         if self._space is not None:
