@@ -1,9 +1,15 @@
-"""Fitting the level VAE on exactly the training levels, with early stopping.
+"""Fitting the level VAE on exactly the training levels.
 
-The training levels arrive as code grids (``LevelSpace.encode``). ``holdout_fraction`` of
-them (at least one when there are two or more) are held out, chosen by ``seed``; the model
-is fitted on the rest and the weights with the lowest held-out loss are kept. Stopping
-comes after ``patience`` epochs without a better held-out loss, or at ``max_epochs``.
+The training levels arrive as code grids (``LevelSpace.encode``). By default Adam with the
+published learning rate (uoe-agents/dred ``minigrid_level_generation/conf/optim/adam.yaml``:
+3.976e-4) fits every training level for 1600 epochs, the published number of Adam steps
+(``conf/config.yaml`` 200 epochs over its 512-level set in batches of 64, i.e. 8 steps an
+epoch, ``conf/dataset/cave_escape_512_4ts_varp.yaml``; a set of up to 64 levels is one batch),
+and the weights with the lowest training loss (of the posterior mean) are kept. With ``holdout_fraction`` > 0 that fraction
+of them (at least one when there are two or more) is held out, chosen by ``seed``; the model is
+fitted on the rest and the weights with the lowest held-out loss are kept (heldout's first
+fit: ``{lr: 0.001, max_epochs: 1000, patience: 100, holdout_fraction: 0.1}``). Stopping comes
+after ``patience`` epochs without a better loss, or at ``max_epochs``.
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ from heldout.generators.vae import LevelVAE, VAEConfig
 class FitConfig:
     """How the VAE is fitted (saved with the model)."""
 
-    max_epochs: int = 1000
-    patience: int = 100
+    max_epochs: int = 1600
+    patience: int = 1600
     batch_size: int = 64
-    lr: float = 1e-3
-    holdout_fraction: float = 0.1
+    lr: float = 3.976e-4
+    holdout_fraction: float = 0.0
     seed: int = 0
 
     def validate(self) -> None:

@@ -6,15 +6,26 @@ north (the maze family's encoding; goal and agent stand on floor cells).
 
 * Encoder: the one-hot grid (7 channels) through two 3x3 convolutions and an MLP to the
   mean and log standard deviation of a diagonal Gaussian posterior q(z | level).
-* Decoder: an MLP from z to four heads, as in DRED's published decoder: a wall/floor logit
-  per cell (the layout), a categorical over cells for the goal, a categorical over cells
-  for the start, and a categorical over the four start directions. The goal head is masked
+* Decoder: an MLP from z to four heads: a wall/floor logit per cell (the layout; the
+  published decoder's layout head is a categorical over cell types, two of them in a maze),
+  a categorical over cells for the goal, a categorical over cells for the start (both as
+  published), and a categorical over the four start directions (heldout's: the published
+  decoder has none, its direction is random at reset). The goal head is masked
   to the layout's floor cells, the start head to floor cells other than the goal, so a
   decoded level always has its goal and start on floor.
-* Loss: the beta-weighted negative ELBO per level,
+* Loss: the weighted negative ELBO per level,
   ``w_layout * BCE(layout) + w_goal * CE(goal) + w_start * CE(start) + w_direction * CE(direction)
-  + beta * KL(q(z | level) || N(0, I))``, the layout BCE summed over cells and the goal and
-  start heads masked by the true layout (teacher forcing), averaged over the batch.
+  + beta * KL(q(z | level) || N(0, I))``, the goal and start heads masked by the true layout
+  (teacher forcing), averaged over the batch. With ``reduction="mean"`` (the default, as
+  published: uoe-agents/dred ``conf/model/res_graphVAE_ce.yaml`` elbo_coeffs, ``models/dred_minigrid.py``
+  ``graphVAE_elbo_pathwise`` and ``log_prob``) the layout term is the mean over cells and the KL
+  the mean over latent dimensions, with weights 0.04 (layout), 0.013 (goal, start) and beta 0.0448:
+  one goal or start term weighs about 55 cells' worth of layout. ``reduction="sum"`` sums both
+  (heldout's first loss: ``{reduction: sum, w_layout: 1, w_goal: 1, w_start: 1, w_direction: 1, beta: 0.3}``).
+* Decoding a new level (:meth:`LevelVAE.decode_codes`): ``decode="mode"`` (default, as published:
+  ``models/dred_minigrid.py`` ~640-651) makes a cell floor exactly where p(floor) > 0.5 and draws
+  the goal and the start from their categoricals masked to that floor; ``decode="sample"`` draws
+  every cell's wall from its own Bernoulli (heldout's first decoder).
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ from torch.nn import functional as F
 FLOOR, WALL, GOAL, AGENT = 0, 1, 2, 3
 NUM_CODES = 7
 NUM_DIRECTIONS = 4
+DECODES: tuple[str, ...] = ("mode", "sample")
+REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 
 
 @dataclass(frozen=True)
@@ -40,11 +53,13 @@ class VAEConfig:
     latent_dim: int = 64
     hidden_dim: int = 256
     channels: int = 32
-    beta: float = 0.3
-    w_layout: float = 1.0
-    w_goal: float = 1.0
-    w_start: float = 1.0
-    w_direction: float = 1.0
+    beta: float = 0.0448
+    w_layout: float = 0.04
+    w_goal: float = 0.013
+    w_start: float = 0.013
+    w_direction: float = 0.013
+    reduction: str = "mean"
+    decode: str = "mode"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +83,9 @@ class VAEConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"VAE setting {name} must be a number >= 0, got {value!r}")
+        for name, choices in (("reduction", REDUCTIONS), ("decode", DECODES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"VAE setting {name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -137,7 +155,7 @@ class LevelVAE(nn.Module):
             z = mean
         out = self.decode(z)
         walls = (flat == WALL).float()
-        layout = F.binary_cross_entropy_with_logits(out.layout, walls, reduction="none").sum(-1)
+        per_cell = F.binary_cross_entropy_with_logits(out.layout, walls, reduction="none")
         floor = flat != WALL
         goal_cell = (flat == GOAL).float().argmax(-1)
         start_cell = (flat >= AGENT).float().argmax(-1)
@@ -147,7 +165,11 @@ class LevelVAE(nn.Module):
         start = F.cross_entropy(masked(out.start, start_ok), start_cell, reduction="none")
         direction_target = flat.gather(1, start_cell[:, None]).squeeze(1) - AGENT
         direction = F.cross_entropy(out.direction, direction_target, reduction="none")
-        kl = 0.5 * (mean.pow(2) + std.pow(2) - 1.0 - 2.0 * std.log()).sum(-1)
+        per_dim = 0.5 * (mean.pow(2) + std.pow(2) - 1.0 - 2.0 * std.log())
+        if cfg.reduction == "mean":
+            layout, kl = per_cell.mean(-1), per_dim.mean(-1)
+        else:
+            layout, kl = per_cell.sum(-1), per_dim.sum(-1)
         total = (
             cfg.w_layout * layout + cfg.w_goal * goal + cfg.w_start * start + cfg.w_direction * direction + cfg.beta * kl
         )
@@ -156,24 +178,37 @@ class LevelVAE(nn.Module):
 
     # -- turning latents into code grids --------------------------------------------------------
     @torch.no_grad()
-    def decode_codes(self, z: torch.Tensor, *, sample: bool, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_codes(
+        self,
+        z: torch.Tensor,
+        *,
+        sample: bool,
+        decode: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Code grids (B, H, W) int64 from latents, and a (B,) bool tensor: True where a head
         had no floor cell to choose from and the level was repaired.
 
-        ``sample=True`` draws every head from its (masked) categorical, as DRED generates;
-        ``sample=False`` takes the most likely value of each head (reconstruction). The goal
-        is chosen among the layout's floor cells, the start among the floor cells other than
-        the goal. Where none is left, the head chooses among all cells (other than the goal)
-        and that cell's wall is cleared: the published decoder's repair.
+        ``sample=True`` generates: the goal, start and direction are drawn from their (masked)
+        categoricals and the layout follows ``decode`` (default: the model's ``config.decode``):
+        ``mode``, floor exactly where p(floor) > 0.5, i.e. wall where the wall logit is >= 0 (as
+        published), or ``sample``, one Bernoulli draw per cell. ``sample=False`` takes the most
+        likely value of every head (reconstruction). The goal is chosen among the layout's floor
+        cells, the start among the floor cells other than the goal. Where none is left, the head
+        chooses among all cells (other than the goal) and that cell's wall is cleared (heldout's
+        repair; the published decoder draws a random cell and leaves the level invalid).
         """
         cfg = self.config
+        decode = cfg.decode if decode is None else decode
+        if decode not in DECODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
         out = self.decode(z)
         b = z.shape[0]
         rows = torch.arange(b)
-        if sample:
+        if sample and decode == "sample":
             walls = torch.bernoulli(torch.sigmoid(out.layout), generator=generator).bool()
         else:
-            walls = out.layout > 0
+            walls = out.layout >= 0  # floor exactly where p(floor) = sigmoid(-logit) > 0.5
         repaired = torch.zeros(b, dtype=torch.bool)
 
         def choose(logits: torch.Tensor, allowed: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
@@ -207,18 +242,18 @@ def pick(logits: torch.Tensor, sample: bool, generator: torch.Generator | None) 
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def slerp(t: float, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def slerp(t: float, a: torch.Tensor, b: torch.Tensor, *, lerp_above: float = 0.955) -> torch.Tensor:
     """Spherical interpolation from ``a`` (t=0) to ``b`` (t=1) along the last axis.
 
-    Falls back to linear interpolation where the two directions are nearly parallel
-    (|cos| > 0.9995), where slerp is numerically unstable and equal to lerp anyway.
+    Falls back to linear interpolation where the two directions are close to parallel,
+    |cos| > ``lerp_above`` (0.955 as published: uoe-agents/dred ``util/__init__.py`` ~537-545).
     """
     a_n = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     b_n = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cos = (a_n * b_n).sum(-1, keepdim=True).clamp(-1.0, 1.0)
     omega = torch.arccos(cos)
     so = torch.sin(omega)
-    near = cos.abs() > 0.9995
+    near = cos.abs() > lerp_above
     safe = torch.where(near, torch.ones_like(so), so)
     spherical = torch.sin((1.0 - t) * omega) / safe * a + torch.sin(t * omega) / safe * b
     linear = (1.0 - t) * a + t * b

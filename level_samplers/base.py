@@ -187,6 +187,20 @@ class LevelSampler(ABC):
         (ACCEL: ``edits``, the number of edits since its seed level). No state changes."""
         return {}
 
+    plans_rollouts: bool = False
+    """True for a sampler that plans whole rollouts (DRED's alternation): before each rollout the
+    glue calls :meth:`begin_rollout` and restarts every env slot, which then draws with
+    :meth:`sample_for_slot`."""
+
+    def begin_rollout(self, num_slots: int) -> str | None:
+        """Plan the next rollout of ``num_slots`` env slots; returns its kind (None: no plan)."""
+        return None
+
+    def sample_for_slot(self, slot: int) -> tuple[Level, bool]:
+        """The level env ``slot`` plays next and whether it is a replay (default:
+        :meth:`sample_with_replay_flag`, whatever the slot)."""
+        return self.sample_with_replay_flag()
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: plain Python/numpy, picklable, a copy."""

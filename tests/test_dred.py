@@ -29,9 +29,14 @@ from heldout.generators import (
     slerp,
 )
 from heldout.generators.model_file import DREDModel
+from heldout.generators.vae import Decoded
+from heldout.level_samplers import DREDSampler
 
 SPACE = MazeLevelSpace()
 SMALL = dict(latent_dim=16, hidden_dim=128, channels=16)
+# heldout's first loss (summed cells and KL, unit weights): the memorising fixture below fits
+# its 6 levels with it in 150 epochs; the published weighting is tested on its own.
+FIRST_LOSS = dict(reduction="sum", w_layout=1.0, w_goal=1.0, w_start=1.0, w_direction=1.0, beta=0.3)
 TINY_SET = "{max_epochs: 20, latent_dim: 8, hidden_dim: 32, channels: 8}"
 
 
@@ -46,7 +51,7 @@ def fitted():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     codes = train_codes(6)
-    result = fit(codes, VAEConfig(**SMALL), FitConfig(max_epochs=150, patience=150, holdout_fraction=0.0))
+    result = fit(codes, VAEConfig(**SMALL, **FIRST_LOSS), FitConfig(max_epochs=150, patience=150, lr=1e-3))
     yield codes, result
     torch.set_num_threads(threads)
 
@@ -67,7 +72,8 @@ def test_fitting_lowers_the_loss_and_reconstructs_the_training_levels(fitted):
 
 def test_early_stopping_keeps_the_best_held_out_epoch():
     torch.manual_seed(0)
-    result = fit(train_codes(10), VAEConfig(**SMALL), FitConfig(max_epochs=60, patience=5, holdout_fraction=0.1, seed=3))
+    config = VAEConfig(**SMALL, **FIRST_LOSS)
+    result = fit(train_codes(10), config, FitConfig(max_epochs=60, patience=5, lr=1e-3, holdout_fraction=0.1, seed=3))
     assert len(result.holdout) == 1
     val = [m["val_loss"] for m in result.history]
     assert result.best["val_loss"] == min(val)
@@ -85,7 +91,7 @@ def test_decoded_levels_always_have_one_goal_and_one_start_on_floor():
             assert (grid == GOAL).sum() == 1 and (grid >= AGENT).sum() == 1
             MazeLevel.from_array(grid)  # one goal, one start, both on floor, on different cells
         if not sample:  # the most likely layout: goal and start landed on its floor unless repaired
-            walls = (model.decode(z).layout > 0).numpy().reshape(64, 13, 13)
+            walls = (model.decode(z).layout >= 0).numpy().reshape(64, 13, 13)
             for grid, w, fixed in zip(codes.numpy(), walls, repaired.tolist()):
                 goal, start = np.argwhere(grid == GOAL)[0], np.argwhere(grid >= AGENT)[0]
                 assert fixed or not (w[tuple(goal)] or w[tuple(start)])
@@ -104,8 +110,103 @@ def test_slerp_ends_at_its_endpoints_and_keeps_the_norm_between_equal_norms():
     assert torch.allclose(slerp(0.0, a, b), a) and torch.allclose(slerp(1.0, a, b), b)
     mid = slerp(0.5, a, b)
     assert torch.allclose(mid.norm(), torch.tensor(3.0)) and torch.allclose(mid, torch.tensor([1.0, 1.0, 0.0]) * 3 / 2**0.5)
-    near = torch.tensor([3.0, 1e-4, 0.0])
-    assert torch.allclose(slerp(0.5, a, near), (a + near) / 2)  # nearly parallel: linear
+    # Published: linear where |cos| > 0.955. cos 0.96 (angle 16.3 deg): linear; cos 0.95: spherical.
+    for cos, linear in ((0.96, True), (0.95, False)):
+        c = torch.tensor([3 * cos, 3 * (1 - cos**2) ** 0.5, 0.0])
+        lerp = (a + c) / 2
+        assert torch.allclose(slerp(0.5, a, c), lerp) == linear, cos
+        if not linear:  # the spherical midpoint keeps the norm
+            assert torch.allclose(slerp(0.5, a, c).norm(), torch.tensor(3.0))
+
+
+def hand_model(layout, goal, start, direction=None, side=3):
+    """A VAE whose decoder returns the given logits (flattened grids) for every latent."""
+    model = LevelVAE(VAEConfig(height=side, width=side, latent_dim=2, hidden_dim=4, channels=2)).eval()
+    cells = side * side
+    heads = [torch.as_tensor(x, dtype=torch.float32).reshape(1, -1) for x in (layout, goal, start)]
+    heads.append(torch.zeros(1, 4) if direction is None else torch.as_tensor(direction, dtype=torch.float32)[None])
+    assert all(h.shape[1] == cells for h in heads[:3])
+    model.decode = lambda z: Decoded(*(h.expand(z.shape[0], -1) for h in heads))
+    return model
+
+
+def test_mode_decode_puts_floor_exactly_where_p_floor_is_above_half_and_samples_goal_and_start_on_it():
+    # Wall logits of a 3x3 grid; p(floor) = sigmoid(-logit): floor where logit < 0 (0 itself: p = 0.5, wall).
+    layout = [-2.0, 0.5, -0.1, 3.0, -1.0, 0.0, -4.0, 1.0, -0.5]
+    floor = [0, 2, 4, 6, 8]
+    goal = np.array([0.0, 9.0, 1.0, 9.0, 2.0, 9.0, 0.0, 9.0, 0.5])  # large on walls: must never win
+    start = np.array([1.0, 9.0, 0.0, 9.0, 0.0, 9.0, 2.0, 9.0, 0.0])
+    model = hand_model(layout, goal, start)
+    n = 20000
+    codes, repaired = model.decode_codes(torch.zeros(n, 2), sample=True, generator=torch.Generator().manual_seed(0))
+    flat = codes.reshape(n, -1).numpy()
+    assert not repaired.any()
+    walls = np.isin(flat, [WALL])
+    assert (walls == np.array([c not in floor for c in range(9)])).all()  # the same layout every time
+    # Goal ~ softmax of its logits over the floor; start ~ softmax over the floor other than the goal.
+    p_goal = np.exp(goal[floor]) / np.exp(goal[floor]).sum()
+    p_start = np.zeros(len(floor))
+    for gi in range(len(floor)):
+        w = np.exp(start[floor]) * (np.arange(len(floor)) != gi)
+        p_start += p_goal[gi] * w / w.sum()
+    got_goal = np.array([(flat[:, c] == GOAL).mean() for c in floor])
+    got_start = np.array([(flat[:, c] >= AGENT).mean() for c in floor])
+    assert np.abs(got_goal - p_goal).max() < 0.015 and np.abs(got_start - p_start).max() < 0.015
+    assert ((flat == GOAL).sum(1) == 1).all() and ((flat >= AGENT).sum(1) == 1).all()
+    # The first decoder (decode="sample"): each cell a wall with probability sigmoid(logit).
+    codes, _ = model.decode_codes(torch.zeros(n, 2), sample=True, decode="sample", generator=torch.Generator().manual_seed(1))
+    flat = codes.reshape(n, -1).numpy()
+    p_wall = 1 / (1 + np.exp(-np.array(layout)))
+    assert np.abs((flat == WALL).mean(0) - p_wall).max() < 0.02  # goal and start sit on floor cells only
+    with pytest.raises(ValueError, match="decode must be one of mode, sample"):
+        model.decode_codes(torch.zeros(1, 2), sample=True, decode="argmax")
+
+
+def test_the_published_loss_weights_on_a_tiny_batch():
+    # All logits 0, posterior mean 0.5 and std 1 in both latent dimensions, on 3x3 levels with
+    # F floor cells (goal and start included). By hand, per level:
+    #   cell NLL log 2 each; goal CE log F; start CE log (F - 1); direction CE log 4;
+    #   KL per dimension 0.5 * (0.5^2 + 1 - 1 - log 1) = 0.125.
+    grids = torch.tensor([[[0, 1, 2], [0, 0, 1], [3, 1, 1]], [[2, 0, 0], [0, 4, 0], [0, 0, 1]]])  # F = 5 and 8
+    model = hand_model(np.zeros(9), np.zeros(9), np.zeros(9))
+    model.encode = lambda codes: (torch.full((codes.shape[0], 2), 0.5), torch.ones(codes.shape[0], 2))
+    got = model.loss(grids, sample=False)
+    log = np.log
+    published = [0.04 * log(2) + 0.013 * (log(f) + log(f - 1) + log(4)) + 0.0448 * 0.125 for f in (5, 8)]
+    assert float(got["loss"]) == pytest.approx(np.mean(published), rel=1e-5)
+    assert float(got["layout"]) == pytest.approx(log(2)) and float(got["kl"]) == pytest.approx(0.125)
+    # Goal and start each weigh 0.013 / (0.04 / 9) = 2.9 cells here; 0.013 / (0.04 / 169) = 55 on a 13x13 maze.
+    model.config = VAEConfig(height=3, width=3, latent_dim=2, hidden_dim=4, channels=2, **FIRST_LOSS)
+    first = [9 * log(2) + log(f) + log(f - 1) + log(4) + 0.3 * 2 * 0.125 for f in (5, 8)]
+    assert float(model.loss(grids, sample=False)["loss"]) == pytest.approx(np.mean(first), rel=1e-5)
+
+
+def test_unsolvable_generated_levels_are_handed_out_unless_rejected_and_never_enter_the_buffer():
+    # A 13x13 layout with a full wall down column 6; the goal is drawn on the left, the start on the right.
+    layout = np.full((13, 13), -5.0)
+    layout[:, 6] = 5.0
+    goal, start = np.full((13, 13), -30.0), np.full((13, 13), -30.0)
+    goal[6, 2], start[6, 10] = 0.0, 0.0
+    model = hand_model(layout, goal, start, side=13)
+    codes = train_codes(2)
+    played = LevelGenerator(model, SPACE, codes, pairs=1, interpolations_per_pair=2)
+    levels = played(np.random.default_rng(0), 2)
+    assert len(levels) == 2 and not any(SPACE.is_solvable(lv) for lv in levels)
+    assert played.counts == {"valid": 2, "solvable": 0, "repaired": 0, "dropped": 0}
+    rejecting = LevelGenerator(model, SPACE, codes, pairs=1, interpolations_per_pair=2, reject_unsolvable=True, max_batches=1)
+    assert rejecting(np.random.default_rng(0), 2) == [] and rejecting.counts["dropped"] == 2
+    # The sampler proposes it, the agent plays it (return 0: it cannot reach the goal), it never enters.
+    sampler = DREDSampler(MazeFamily().level_set("train", num_train_levels=2), generator=played, space=SPACE)
+    for _ in range(3):  # warm-up (one slot: one training level a rollout), replay
+        sampler.begin_rollout(1)
+        level, _ = sampler.sample_for_slot(0)
+        sampler.update(level, 0.1)
+    assert sampler.begin_rollout(1) == "proposal"
+    level, replayed = sampler.sample_for_slot(0)
+    assert not replayed and not SPACE.is_solvable(level)
+    sampler.record_return(level, 0.0)
+    sampler.update(level, 0.7)
+    assert sampler.generated_levels() == []
 
 
 def test_interpolation_at_0_and_1_decodes_to_the_endpoints(fitted):
@@ -118,13 +219,14 @@ def test_interpolation_at_0_and_1_decodes_to_the_endpoints(fitted):
             assert same >= 0.95, (a, b, t, same)
 
 
-def test_generated_levels_are_valid_solvable_counted_and_reproducible(fitted):
+def test_generated_levels_are_valid_counted_and_reproducible(fitted):
     codes, result = fitted
     gen = LevelGenerator(result.model, SPACE, codes)
     levels = gen(np.random.default_rng(5), 40)
-    assert len(levels) >= 1 and all(isinstance(lv, MazeLevel) and SPACE.is_solvable(lv) for lv in levels)
+    assert len(levels) >= 1 and all(isinstance(lv, MazeLevel) for lv in levels)
     made = gen.counts["valid"] + gen.counts["dropped"]
     assert made % 36 == 0 and made >= 36 and gen.counts["valid"] == len(levels)
+    assert gen.counts["solvable"] == sum(SPACE.is_solvable(lv) for lv in levels)
     again = LevelGenerator(result.model, SPACE, codes)(np.random.default_rng(5), 40)
     assert again == levels
     assert gen.points().tolist() == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
@@ -170,12 +272,19 @@ def cli_model(tmp_path_factory):
 
 def test_dred_fit_writes_a_model_and_tensorboard_logs(cli_model, scalar_tags):
     model = load(cli_model)
-    assert len(model.levels) == 6 and len(model.holdout) == 1  # 10% of 6, at least one
-    assert model.fit_summary["epochs"] <= 20 and set(model.fit_summary["validity"]) == {"valid", "repaired", "dropped"}
+    assert len(model.levels) == 6 and model.holdout == []  # published: fitted on every training level
+    assert model.fit_summary["epochs"] == 20
+    assert set(model.fit_summary["validity"]) == {"valid", "solvable", "repaired", "dropped"}
+    measured = model.fit_summary["generator"]  # both decode rules, side by side
+    assert set(measured) == {"mode", "sample"}
+    for m in measured.values():
+        assert set(m) == {"levels", "valid_fraction", "nearest_train", "train_loo", "end_to_parent"}
+        assert 0 <= m["valid_fraction"] <= 1 and m["levels"] == 360
+        assert m["train_loo"] == measured["mode"]["train_loo"]
     wanted = [fingerprint(SPACE.encode(lv)) for lv in MazeFamily().level_set("train", num_train_levels=6)]
     assert model.fingerprints == wanted
     tags = scalar_tags(cli_model.with_name("model-tb"))
-    assert {"dred_fit/loss", "dred_fit/kl", "dred_fit/val_loss", "dred_fit/accuracy", "dred_fit/val_accuracy"} <= tags
+    assert {"dred_fit/loss", "dred_fit/kl", "dred_fit/accuracy"} <= tags
 
 
 @pytest.mark.parametrize(
@@ -208,8 +317,8 @@ def test_dred_sample_prints_a_level_file(tmp_path, cli_model):
     levels_file = tmp_path / "gen.txt"
     levels_file.write_text(result.stdout)
     levels = SPACE.read_levels(levels_file)
-    assert len(levels) == 5 and all(SPACE.is_solvable(lv) for lv in levels)
-    assert "valid" in result.stderr and "dropped" in result.stderr
+    assert len(levels) == 5  # unsolvable ones included: DRED plays them (published)
+    assert "valid" in result.stderr and "solvable" in result.stderr and "dropped" in result.stderr
     shown = run_cli("maze", "show", str(levels_file))
     assert shown.returncode == 0 and "level 5 of 5" in shown.stdout
 
@@ -227,13 +336,15 @@ def test_train_with_a_given_model_copies_it_into_the_run_and_resumes_without_ref
     given = tmp_path / "given.pt"
     given.write_bytes(cli_model.read_bytes())
     run = tmp_path / "run"
-    params = f"{{model: {given}, generation_batch: 8, replay_prob: 0.3}}"
+    params = f"{{model: {given}, generation_batch: 8}}"
     assert main(["train", *MAZE_FAST, "--steps", "1024", "--sampler.params", params, "--run-dir", str(run)]) == 0
     kept = run / "dred" / "model.pt"
     assert kept.read_bytes() == given.read_bytes()
     stamp = kept.stat().st_mtime_ns
     state = checkpoint.load(run / "checkpoints" / "latest.pt", MazeLevelSpace())["sampler"]["sampler"]
-    assert state["sampler"] == "dred" and state["num_train"] == 6 and state["proposed"] > 0
+    assert state["sampler"] == "dred" and state["num_train"] == 6
+    # Two rollouts of 8 slots: the warm-up (the 6 training levels, no gradient), then a replay rollout.
+    assert state["visited"].all() and state["kind"] == "replay" and state["proposed"] == 0
     assert state["progress"] == 0.5  # set before each rollout: the second of two started at 512 of 1024 steps
     tags = scalar_tags(run / "tb")
     assert {"level_sampler/eta", "level_sampler/num_generated", "level_sampler/generator_valid"} <= tags
@@ -243,6 +354,8 @@ def test_train_with_a_given_model_copies_it_into_the_run_and_resumes_without_ref
     assert main(["train", "--resume", str(run), "--steps", "1536", "--no-progress"]) == 0
     assert kept.stat().st_mtime_ns == stamp
     assert json.loads((run / "report.json").read_text())["steps"] >= 1536
+    state = checkpoint.load(run / "checkpoints" / "latest.pt", MazeLevelSpace())["sampler"]["sampler"]
+    assert state["kind"] == "proposal" and state["proposed"] == 8  # the third rollout: one new level per slot
     assert main(["evaluate", str(run), "--levels", "test", "--episodes", "4"]) == 0
 
 

@@ -118,7 +118,7 @@ def test_the_help_lists_each_samplers_parameters_with_type_and_default():
     assert accel["--sampler.temperature FLOAT"] == "the score transform's temperature (beta), > 0. (default: 0.3)"
     assert plr["--sampler.temperature FLOAT"] == "the score transform's temperature (beta), > 0. (default: 0.1)"
     assert plr["--sampler.replay_prob FLOAT|NONE"] == "the replay probability of the fixed schedule, the cap of ramp (default 0.5)."
-    assert len(plr) == 14 and len(accel) == 15 and len(dred) == 18  # dred: 17 parameters and the trainer's keys
+    assert len(plr) == 14 and len(accel) == 15 and len(dred) == 20  # dred: 19 parameters and the trainer's keys
     assert dred["fit, model"].startswith("the trainer's")
 
 

@@ -123,12 +123,20 @@ def fit_model(codes: np.ndarray, settings: dict[str, Any], meta: dict[str, Any],
 
 
 def validity(dred: Any, space: Any, batches: int = 10, seed: int = 0) -> dict[str, int]:
-    """valid / repaired / dropped counts of ``batches`` generation batches."""
+    """valid / solvable / repaired / dropped counts of ``batches`` generation batches."""
     from heldout.generators import LevelGenerator
 
     generator = LevelGenerator(dred.model, space, dred.levels, max_batches=batches)
     generator(np.random.default_rng(seed), sys.maxsize)  # asks for more than it can make: every batch runs
     return generator.counts
+
+
+def generator_measures(dred: Any, space: Any, batches: int = 10, seed: int = 0) -> dict[str, dict[str, float]]:
+    """:func:`heldout.generators.measure.measure_decodes` of the fitted model (both decode rules)."""
+    from heldout.generators import LevelGenerator
+    from heldout.generators.measure import as_plain, measure_decodes
+
+    return as_plain(measure_decodes(LevelGenerator(dred.model, space, dred.levels), batches=batches, seed=seed))
 
 
 # -- the trainer's side -------------------------------------------------------------------------
@@ -200,8 +208,13 @@ def prepare_run(cfg: Any, run_dir: Path, *, progress: bool = True) -> Path:
     meta = {"env": cfg.env.name, "env_options": dict(cfg.env.options), "levels": "train", "level_seed": cfg.env.level_seed}
     print(f"heldout train: fitting DRED's model of the {len(codes)} training levels -> {target}")
     dred, seconds = fit_model(codes, settings, meta, tb_dir=Path(run_dir) / "tb" / "dred_fit", progress=progress)
+    from heldout.generators.measure import report_lines
+
+    dred.fit_summary["generator"] = generator_measures(dred, space)
     save(dred, target)
     print(summary_line(dred, seconds))
+    for line in report_lines(dred.fit_summary["generator"], dred.model.config.decode):
+        print(line)
     return target
 
 
@@ -305,15 +318,20 @@ def run_fit(args: argparse.Namespace) -> int:
     tb = Path(args.tb) if args.tb else out.with_name(out.stem + "-tb")
     meta = {"env": family.name, "env_options": {}, "levels": levels.name, "level_seed": args.level_seed}
     dred, seconds = fit_model(codes, settings, meta, tb_dir=tb, progress=not args.no_progress)
+    from heldout.generators.measure import report_lines
+
     counts = validity(dred, space)
     dred.fit_summary["validity"] = counts
+    dred.fit_summary["generator"] = generator_measures(dred, space)
     save(dred, out)
     total = counts["valid"] + counts["dropped"]
     print(summary_line(dred, seconds))
     print(
-        f"generated {total} levels: {counts['valid']} valid ({counts['valid'] / total:.0%}, "
-        f"{counts['repaired']} of them repaired), {counts['dropped']} dropped (unsolvable or invalid)"
+        f"generated {total} levels: {counts['valid']} handed out ({counts['valid'] / total:.0%}; "
+        f"{counts['solvable']} solvable, {counts['repaired']} repaired), {counts['dropped']} dropped (invalid)"
     )
+    for line in report_lines(dred.fit_summary["generator"], dred.model.config.decode):
+        print(line)
     print(f"wrote {out} (TensorBoard: {tb})")
     return 0
 
@@ -341,5 +359,5 @@ def run_sample(args: argparse.Namespace) -> int:
         raise UsageError(f"the model made only {len(levels)} valid levels in {generator.counts}; fit it again")
     print("\n\n".join(space.format(lv).strip("\n") for lv in levels[: args.num]))
     c = generator.counts
-    print(f"valid {c['valid']} (repaired {c['repaired']}), dropped {c['dropped']}", file=sys.stderr)
+    print(f"valid {c['valid']} ({c['solvable']} solvable, {c['repaired']} repaired), dropped {c['dropped']}", file=sys.stderr)
     return 0

@@ -5,6 +5,8 @@ Where each concern of a run lives (the arrows are one iteration; read :func:`tra
 ===================================  ==========================================================
 between updates: evaluate, probe,    :mod:`heldout.trainer.evaluate` (episodes on every level
 checkpoint, stop if asked            set), :mod:`heldout.trainer.checkpoint`, :mod:`~heldout.trainer.signals`
+-> plan the rollout                  only a sampler that plans whole rollouts (DRED): every env
+                                     slot restarts on the plan (:meth:`SamplerGlue.begin_rollout`)
 -> collect one rollout               stable-baselines3's ``collect_rollouts``; the env
                                      (:class:`heldout.envs.LevelVecEnv`) plays the levels the
                                      sampler draws and reports each step's level and replay flag
@@ -86,6 +88,7 @@ def train_loop(
 
         # -- collect one rollout on the levels the sampler draws
         glue.set_progress(steps / total_timesteps)
+        glue.begin_rollout(model)  # DRED: warm-up, replay or proposal rollout; others: nothing
         if not model.collect_rollouts(model.env, callbacks, model.rollout_buffer, n_rollout_steps=model.n_steps):
             break
         iteration += 1

@@ -8,6 +8,10 @@ episode in every slot plays a level the sampler chose, marked as a replay or not
 (:class:`heldout.envs.LevelDraw`). The training loop (:mod:`heldout.trainer.loop`) then, per
 rollout:
 
+* before the rollout calls :meth:`~SamplerGlue.begin_rollout`: a sampler that plans whole
+  rollouts (DRED's warm-up, then replay and proposal rollouts in turn) gets its plan, and every
+  env slot restarts on it (the episodes under way are scored as they are); for any other
+  sampler it does nothing;
 * passes :attr:`SamplerGlue.steps` (a callback) to ``collect_rollouts``: per step it reads, from
   the env's step infos, the level each slot played and whether it was a replay (the env reports
   both: the glue keeps no copy of the slots), and hands every finished episode's true return to
@@ -222,7 +226,7 @@ class SamplerGlue:
         self.level_env.set_level_source(self._draw_level)
 
     def _draw_level(self, slot: int) -> LevelDraw:
-        level, replayed = self.sampler.sample_with_replay_flag()
+        level, replayed = self.sampler.sample_for_slot(slot)
         self._draws += 1
         self._replay_draws += int(bool(replayed))
         return LevelDraw(level, bool(replayed))
@@ -231,6 +235,19 @@ class SamplerGlue:
     def set_progress(self, fraction: float) -> None:
         """Tell the sampler the fraction of training done (for scheduled parameters such as DRED's eta)."""
         self.sampler.set_progress(fraction)
+
+    def begin_rollout(self, model: Any) -> str | None:
+        """Before a rollout: for a sampler that plans rollouts (``plans_rollouts``), score the
+        episodes under way as they are (:meth:`restart`), get the plan and restart every env slot
+        on it (``model.env.reset()``, through any wrapper); returns the plan's kind. Any other
+        sampler: nothing happens (None)."""
+        if not self.sampler.plans_rollouts:
+            return None
+        self.restart()
+        kind = self.sampler.begin_rollout(self.level_env.num_envs)
+        model._last_obs = model.env.reset()
+        model._last_episode_starts = np.ones((model.env.num_envs,), dtype=bool)
+        return kind
 
     def restart(self) -> list[EpisodeScore]:
         """The env was reset (a fresh start): score the episodes carried from an earlier rollout
