@@ -11,7 +11,7 @@ training set.
   true episode return ever recorded on it (:meth:`record_return`). Its grounded score is
   S' = S where G > 0 (the agent once reached the goal there), else 0.
 * A generated level is decided by its first finished episode: it enters the buffer only when
-  its grounded score is above zero, taking a free slot, or else (``evict="replay_weight"``, as
+  its grounded score is above zero, taking a free slot, or else (``eviction="weight"``, as
   published: ``level_replay/level_sampler.py`` ~282-293, ~321-330) the slot of the generated
   level with the lowest replay weight, when its own grounded score is at least that level's;
   training levels never leave. An unsolvable generated level is played like any other and can
@@ -67,7 +67,6 @@ from heldout.level_samplers.plr import PLRSampler
 LevelGenerator = Callable[[np.random.Generator, int], Sequence[Level]]
 STALENESS_SUPPORTS: tuple[str, ...] = ("training", "buffer")
 PROPOSALS: tuple[str, ...] = ("alternate", "coin")
-EVICTIONS: tuple[str, ...] = ("replay_weight", "grounded_score")
 
 
 class DREDSampler(PLRSampler):
@@ -88,9 +87,9 @@ class DREDSampler(PLRSampler):
         proposals: ``alternate`` (warm-up, then a replay rollout and a proposal rollout in
             turn) or ``coin`` (a coin flip per draw, ``replay_prob``).
         replay_prob: with ``proposals="coin"``: probability that a draw replays (0.5).
-        evict: which generated level a new one replaces in a full buffer: ``replay_weight``
+        eviction: which generated level a new one replaces in a full buffer: ``weight``
             (the lowest replay weight, when the new grounded score is >= its own) or
-            ``grounded_score`` (the lowest grounded score, when the new one is higher).
+            ``score`` (the lowest grounded score, when the new one is higher).
         capacity: buffer size, training levels included (default 4000).
         generation_batch: levels asked of the generator when its queue runs dry (36: the
             published 6 pairs x 6 interpolations).
@@ -121,7 +120,7 @@ class DREDSampler(PLRSampler):
         eta_end: float = 1.0,
         proposals: str = "alternate",
         replay_prob: float | None = None,
-        evict: str = "replay_weight",
+        eviction: str = "weight",
         capacity: int | None = None,
         generation_batch: int = 36,
         score_ema_alpha: float = 1.0,
@@ -147,6 +146,7 @@ class DREDSampler(PLRSampler):
             eps_greedy_epsilon=eps_greedy_epsilon,
             score_ema_alpha=score_ema_alpha,
             replay_prob=0.5 if replay_prob is None else replay_prob,
+            eviction=eviction,
             seed=seed,
         )
         self.proposals = check_choice("proposals", proposals, PROPOSALS)
@@ -155,7 +155,6 @@ class DREDSampler(PLRSampler):
                 "replay_prob applies only to proposals='coin'; the alternate schedule replays every other rollout "
                 "(drop replay_prob or set proposals: coin)"
             )
-        self.evict = check_choice("evict", evict, EVICTIONS)
         self.grounded_transform = check_choice("grounded_transform", grounded_transform, transforms.TRANSFORMS)
         self.grounded_temperature = check_positive("grounded_temperature", grounded_temperature)
         self.staleness_support = check_choice("staleness_support", staleness_support, STALENESS_SUPPORTS)
@@ -387,7 +386,7 @@ class DREDSampler(PLRSampler):
         if free.size:
             return self.num_train + int(free[0])
         held = self.grounded_scores()[self.num_train :]
-        if self.evict == "replay_weight":
+        if self.eviction == "weight":
             k = int(np.argmin(self._replay_weights()[self.num_train :]))
             accept = grounded_score >= held[k]
         else:

@@ -112,7 +112,7 @@ def test_a_full_buffer_takes_a_new_level_whose_grounded_score_is_at_least_the_ev
     play(s, "g4", 0.3, 1.0, False)  # 0.3 >= 0.3: replaces g1 (published: ties enter)
     assert s.generated_levels() == ["g4"]
     assert set(s.probabilities()) == {"a", "b", "g4"}  # training levels never leave
-    old = built_by_hand(capacity=3, evict="grounded_score")
+    old = built_by_hand(capacity=3, eviction="score")
     old._generator = Scripted("g4")
     play(old, "g4", 0.3, 1.0, False)  # the old rule: strictly higher only
     assert old.generated_levels() == ["g1"]
@@ -121,13 +121,13 @@ def test_a_full_buffer_takes_a_new_level_whose_grounded_score_is_at_least_the_ev
 def test_eviction_takes_the_lowest_replay_weight_not_the_lowest_grounded_score():
     # Two generated slots: g1 (0.3) then g5 (0.2). At eta 0 no generated level has replay weight
     # (P_S and P_C cover the training levels), so the lowest weight is the first: g1.
-    for evict, evicted in (("replay_weight", "g1"), ("grounded_score", "g5")):
-        s = built_by_hand(capacity=4, evict=evict)
+    for eviction, evicted in (("weight", "g1"), ("score", "g5")):
+        s = built_by_hand(capacity=4, eviction=eviction)
         s._generator = Scripted("g5", "g6")
         play(s, "g5", 0.2, 1.0, False)
         assert s.generated_levels() == ["g1", "g5"]
         play(s, "g6", 0.35, 1.0, False)
-        assert evicted not in s.generated_levels() and "g6" in s.generated_levels(), evict
+        assert evicted not in s.generated_levels() and "g6" in s.generated_levels(), eviction
 
 
 def test_replays_cover_training_levels_first_and_proposals_take_no_gradient():
@@ -242,7 +242,7 @@ def test_checkpoint_round_trip_continues_identically():
         ({"generator": random_generator, "grounded_temperature": 0}, "grounded_temperature"),
         ({"generator": random_generator, "proposals": "flip"}, "proposals"),
         ({"generator": random_generator, "replay_prob": 0.3}, "replay_prob applies only to proposals='coin'"),
-        ({"generator": random_generator, "evict": "oldest"}, "evict"),
+        ({"generator": random_generator, "eviction": "oldest"}, "eviction"),
     ],
 )
 def test_bad_parameters_are_named(params, message):
