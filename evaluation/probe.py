@@ -193,7 +193,9 @@ def blocks(steps: int, fit: str = "calibrated") -> tuple[int, int]:
     if fit not in FITS:
         raise ValueError(f"unknown probe fit {fit!r}: use one of {', '.join(FITS)}")
     if steps < MIN_STEPS[fit]:
-        raise ValueError(f"the probe needs at least {MIN_STEPS[fit]} steps per level (to fit, choose and score), got {steps}")
+        raise ValueError(
+            f"the probe needs at least {MIN_STEPS[fit]} steps per level (to fit, choose and score), got {steps}"
+        )
     half = steps // 2
     return (half, half + (steps - half) // 2) if fit == "calibrated" else (half, half)
 

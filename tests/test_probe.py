@@ -52,16 +52,22 @@ def test_features_independent_of_the_level_give_a_bound_near_zero_never_far_belo
         assert r["cross_entropy"] < math.log(levels) + 0.05
 
 
-def test_an_overconfident_fit_is_calibrated():
-    # 25 levels, 8 fit samples each, 125 dims of which 25 carry a weak one-hot signal: the chosen
-    # softmax regression separates its fit samples, and its raw held-out CE is worse than the
-    # uniform guess log 25 = 3.22 (the probe's old failure: a negative bound despite a signal);
-    # the temperature chosen on the validation block (> 1: softer) brings it under log N
+def weak_signal() -> tuple[np.ndarray, np.ndarray]:
+    """25 levels, 16 steps each (8 fit samples per level), 125 dims of which 25 carry a weak one-hot signal."""
     rng = np.random.default_rng(3)
     steps, levels = 16, 25
     labels = level_labels(steps, levels)
     signal = np.eye(levels)[labels] * 1.5 + rng.normal(0, 1, (steps, levels, levels))
-    features = np.concatenate([signal, rng.normal(0, 1, (steps, levels, 100))], axis=2).astype(np.float32)
+    return np.concatenate([signal, rng.normal(0, 1, (steps, levels, 100))], axis=2).astype(np.float32), labels
+
+
+def test_an_overconfident_fit_is_calibrated():
+    # more dimensions than fit samples per level: the softmax regression chosen is overconfident,
+    # its raw held-out CE worse than the uniform guess log 25 = 3.22 (the probe's old failure: a
+    # negative bound despite a signal); the temperature chosen on the validation block (> 1:
+    # softer) brings it under log N
+    features, labels = weak_signal()
+    levels = labels.shape[1]
     result = probe.measure(features, labels)
     assert result["uncalibrated_cross_entropy"] > math.log(levels) + 0.5
     assert result["temperature"] > 2
@@ -97,11 +103,8 @@ def test_the_blocks_and_too_few_steps():
 
 def test_the_fixed_fit_is_the_earlier_uncalibrated_probe():
     # the overconfident case above, probed the earlier way: half fits, half scores, no calibration
-    rng = np.random.default_rng(3)
-    steps, levels = 16, 25
-    labels = level_labels(steps, levels)
-    signal = np.eye(levels)[labels] * 1.5 + rng.normal(0, 1, (steps, levels, levels))
-    features = np.concatenate([signal, rng.normal(0, 1, (steps, levels, 100))], axis=2).astype(np.float32)
+    features, labels = weak_signal()
+    levels = labels.shape[1]
     result = probe.measure(features, labels, fit="fixed")
     assert result["fit"] == "fixed" and result["bound"] < 0  # worse than guessing: the reason for the calibrated default
     assert result["bound"] == pytest.approx(math.log(levels) - result["cross_entropy"])
