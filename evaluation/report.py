@@ -11,6 +11,7 @@ its ``gap`` and, for a set of named levels, ``per_level``), for the trained agen
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from importlib import metadata
@@ -111,7 +112,8 @@ def probe_line(result: dict[str, Any]) -> str:
     p = result["probe"]
     return (
         f"level-identity probe ({p['levels']} training levels): accuracy {p['accuracy']:.3f} (chance {p['chance']:.3f}), "
-        f"bound log N - CE = {p['bound']:.3f} nats; shuffled-label control: accuracy {p['control']['accuracy']:.3f}, "
+        f"bound log N - CE = {math.log(p['levels']):.3f} - {p['cross_entropy']:.3f} = {p['bound']:.3f} nats; "
+        f"shuffled-label control: accuracy {p['control']['accuracy']:.3f}, "
         f"bound {p['control']['bound']:.3f}"
     )
 

@@ -111,6 +111,11 @@ class ProbeConfig:
         default=0, metadata=_help("level-identity probe every N env steps and at the end (0: never)")
     )
     steps: int = field(default=64, metadata=_help("steps played on each training level per probe"))
+    fit: str = field(
+        default="calibrated",
+        metadata=_help("calibrated: weight decay and temperature chosen on held-out steps, scored on others; "
+                       "fixed: the earlier probe (weight decay 1e-3, no calibration)"),
+    )  # fmt: skip
 
 
 MAX_STEPS = 10**12
@@ -151,7 +156,9 @@ class TrainConfig:
             (self.eval.final_episodes > 0, "eval.final_episodes", "at least 1"),
             (self.eval.num_envs > 0, "eval.num_envs", "at least 1"),
             (self.probe.interval >= 0, "probe.interval", "0 (never) or a positive number of steps"),
-            (self.probe.steps >= 2, "probe.steps", "at least 2 (half fit the probe, half score it)"),
+            (self.probe.fit in ("calibrated", "fixed"), "probe.fit", "calibrated (default) or fixed"),
+            (self.probe.steps >= (2 if self.probe.fit == "fixed" else 3), "probe.steps",
+             "at least 3 (steps that fit the probe, choose its regularisation, score it; 2 with --probe.fit fixed)"),
             (self.checkpoint_interval >= 0, "checkpoint_interval", "0 or a positive number of updates"),
             (self.torch_threads >= 0, "torch_threads", "0 (default) or a positive thread count"),
         ]

@@ -74,7 +74,7 @@ def probe_and_log(run: Run) -> dict[str, Any]:
     """The level-identity probe (:mod:`heldout.evaluation.probe`): to TensorBoard (``probe/...``) and ``probe.jsonl``."""
     cfg = run.cfg
     result = probe.run(run.model, run.family, run.train_levels, cfg.probe.steps, cfg.seed + 2_000_003,
-                       cfg.env.options)  # fmt: skip
+                       cfg.env.options, cfg.probe.fit)  # fmt: skip
     probe.log(run.model.logger, result)
     report.append_jsonl(run.run_dir / PROBES, {"steps": run.model.num_timesteps, **result})
     return result

@@ -24,8 +24,9 @@ EVALUATIONS = "evaluations.jsonl"
 PROBES = "probe.jsonl"
 
 
-RESUMABLE = {"steps", "device", "eval.final_episodes", "torch_threads"}
-"""Settings that ``--resume`` may change: none of them changes what the run learns so far."""
+RESUMABLE = {"steps", "device", "eval.final_episodes", "torch_threads", "probe.fit"}
+"""Settings that ``--resume`` may change: none of them changes what the run learns so far
+(``probe.fit``: how the probe is scored, not what it plays; runs from before it existed resume)."""
 
 
 def read_run_config(run_dir: Path, flag: str) -> TrainConfig:
