@@ -2,7 +2,7 @@
 
 Three sections of the trainer's config tree: ``augment`` (which augmentation, and the settings
 of any augmentation), ``drac`` (the regulariser's weight) and ``ucb`` (the bandit of UCB-DrAC).
-Defaults are the published ones (REFERENCE.md section 5). Like ``agents/config.py`` this module
+Defaults are the published ones (rraileanu/auto-drac; docs/fidelity.md, DrAC and UCB-DrAC). Like ``agents/config.py`` this module
 avoids ``from __future__ import annotations`` so the trainer's parser sees real field types.
 """
 
@@ -53,11 +53,25 @@ class AugmentConfig:
         return asdict(self)
 
 
+DRAC_POLICY_TERMS = ("sample", "kl")
+
+
 @dataclass
 class DrACConfig:
-    """DrAC's regulariser: loss += alpha * (KL(pi(.|x) || pi(.|aug x)) + (V(aug x) - V(x))^2)."""
+    """DrAC's regulariser: loss += alpha * (G_pi + value_coef * mean((V(aug x) - V(x))^2)), G_pi the
+    published sampled cross-entropy -log pi(a'|aug x), a' ~ pi(.|x), or the exact KL(pi(.|x) || pi(.|aug x))."""
 
     alpha: float = field(default=0.1, metadata=_help("weight alpha_r of DrAC's regulariser (drac, ucb_drac)"))
+    value_coef: float = field(
+        default=0.5,
+        metadata=_help("weight of the value gap (V(aug x) - V(x))^2 inside the regulariser (0.5 published; 1: the "
+                       "paper's G_V as written)"),
+    )
+    policy_term: str = field(
+        default="sample",
+        metadata=_help("the policy term: sample (published code: -log pi(a'|aug x), a' drawn from pi(.|x)) or kl "
+                       "(the paper's KL(pi(.|x) || pi(.|aug x)): the same expected gradient, less noise)"),
+    )
     fraction: float = field(
         default=1.0,
         metadata=_help("share of each minibatch the regulariser is computed on (1: as published; less is faster)"),
@@ -68,10 +82,16 @@ class DrACConfig:
 
     def validate(self) -> None:
         _check_number("drac", "alpha", self.alpha, low=0)
+        _check_number("drac", "value_coef", self.value_coef, low=0)
+        if self.policy_term not in DRAC_POLICY_TERMS:
+            raise ValueError(f"drac.policy_term must be one of {' | '.join(DRAC_POLICY_TERMS)}, got {self.policy_term!r}")
         _check_number("drac", "fraction", self.fraction, low=0, high=1, low_open=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+UCB_REWARDS = ("returns", "episodes")
 
 
 @dataclass
@@ -88,6 +108,15 @@ class UCBConfig:
         ),
     )
 
+    reward: str = field(
+        default="returns",
+        metadata=_help(
+            "an arm's reward: returns (published: the mean GAE return target of the next rollout, on the "
+            "reward-normalised scale, every update) or episodes (the mean raw return of the episodes that end in "
+            "the next rollout; none ended: no reward)"
+        ),
+    )
+
     def __post_init__(self) -> None:
         if isinstance(self.augmentations, list):
             self.augmentations = tuple(self.augmentations)
@@ -96,6 +125,8 @@ class UCBConfig:
     def validate(self) -> None:
         _check_number("ucb", "c", self.c, low=0)
         _check_int("ucb", "window", self.window, low=1)
+        if self.reward not in UCB_REWARDS:
+            raise ValueError(f"ucb.reward must be one of {' | '.join(UCB_REWARDS)}, got {self.reward!r}")
         if not isinstance(self.augmentations, tuple):
             raise ValueError(f"ucb.augmentations must be a list of augmentation names, got {self.augmentations!r}")
         for name in self.augmentations:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 NETWORKS = ("auto", "impala", "maze", "mlp")
+VALUE_LOSSES = ("published", "sb3")
+ADVANTAGE_SCOPES = ("rollout", "minibatch")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -40,6 +42,11 @@ def _check_int(owner: str, name: str, value: Any, *, low: int) -> None:
         _fail(owner, name, value, f"an integer >= {low}")
 
 
+def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(owner, name, value, f"one of {' | '.join(choices)}")
+
+
 def _check_bool(owner: str, name: str, value: Any) -> None:
     if not isinstance(value, bool):
         _fail(owner, name, value, "true or false")
@@ -60,16 +67,37 @@ class PPOConfig:
     gae_lambda: float = field(default=0.95, metadata=_help("GAE lambda (bias/variance trade-off of advantages)"))
     ent_coef: float = field(default=0.01, metadata=_help("weight of the entropy bonus in the loss"))
     vf_coef: float = field(default=0.5, metadata=_help("weight of the value loss in the loss"))
+    value_loss: str = field(
+        default="published",
+        metadata=_help(
+            "value loss form: published (PLR / auto-drac, after baselines ppo2: 0.5 * mean(max((R - V)^2, "
+            "(R - V_clip)^2))) or sb3 (stable-baselines3: mean((R - V_clip)^2)); both times vf_coef"
+        ),
+    )
     clip_range: float = field(default=0.2, metadata=_help("PPO policy ratio clipping epsilon"))
     clip_range_vf: Optional[float] = field(
         default=0.2, metadata=_help("value clipping around the old value (reward-scale dependent); none disables it")
     )
     max_grad_norm: float = field(default=0.5, metadata=_help("global gradient-norm clipping threshold"))
     normalize_advantage: bool = field(
-        default=True, metadata=_help("normalise advantages per minibatch (over the unmasked samples)")
+        default=True, metadata=_help("normalise advantages (over the unmasked samples; where: advantage_scope)")
+    )
+    advantage_scope: str = field(
+        default="rollout",
+        metadata=_help(
+            "where advantages are normalised: rollout (published: once over the whole rollout, eps 1e-5) or "
+            "minibatch (stable-baselines3: per minibatch, eps 1e-8)"
+        ),
     )
     normalize_reward: bool = field(
         default=True, metadata=_help("scale rewards by a running std of the discounted return (VecNormalize)")
+    )
+    reward_norm_gamma: Optional[float] = field(
+        default=0.99,
+        metadata=_help(
+            "discount of the return whose running std scales rewards (0.99: baselines' VecNormalize default, "
+            "as published); none: ppo.gamma"
+        ),
     )
     target_kl: Optional[float] = field(
         default=None, metadata=_help("stop an update's epochs early once approx. KL > 1.5 * target_kl; none: never")
@@ -90,12 +118,16 @@ class PPOConfig:
         _check_number(o, "gae_lambda", self.gae_lambda, low=0, high=1)
         _check_number(o, "ent_coef", self.ent_coef, low=0)
         _check_number(o, "vf_coef", self.vf_coef, low=0)
+        _check_choice(o, "value_loss", self.value_loss, VALUE_LOSSES)
+        _check_choice(o, "advantage_scope", self.advantage_scope, ADVANTAGE_SCOPES)
         _check_number(o, "clip_range", self.clip_range, low=0, low_open=True)
         if self.clip_range_vf is not None:
             _check_number(o, "clip_range_vf", self.clip_range_vf, low=0, low_open=True)
         _check_number(o, "max_grad_norm", self.max_grad_norm, low=0, low_open=True)
         _check_bool(o, "normalize_advantage", self.normalize_advantage)
         _check_bool(o, "normalize_reward", self.normalize_reward)
+        if self.reward_norm_gamma is not None:
+            _check_number(o, "reward_norm_gamma", self.reward_norm_gamma, low=0, high=1)
         if self.target_kl is not None:
             _check_number(o, "target_kl", self.target_kl, low=0, low_open=True)
 
@@ -134,6 +166,21 @@ class PPOConfig:
             "normalize_advantage": self.normalize_advantage,
             "target_kl": self.target_kl,
         }
+
+    def model_kwargs(self, n_envs: int) -> dict[str, Any]:
+        """Keyword arguments for heldout's agents: :meth:`sb3_kwargs` plus the loss form
+        (``value_loss``, ``advantage_scope``) that :class:`~heldout.agents.ppo.HeldoutUpdate` reads."""
+        return {**self.sb3_kwargs(n_envs), "value_loss": self.value_loss, "advantage_scope": self.advantage_scope}
+
+    def reward_normalizer(self, venv: Any) -> Any:
+        """``venv`` wrapped in sb3's ``VecNormalize`` for rewards (the return discount of
+        ``reward_norm_gamma``), unless ``normalize_reward`` is off or it is wrapped already."""
+        from stable_baselines3.common.vec_env import VecNormalize, is_vecenv_wrapped
+
+        if not self.normalize_reward or is_vecenv_wrapped(venv, VecNormalize):
+            return venv
+        gamma = self.gamma if self.reward_norm_gamma is None else self.reward_norm_gamma
+        return VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=gamma)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,15 +2,21 @@
 
 * ``rad`` (:class:`RADPPO`): the PPO loss on augmented observations (``loss_observations``).
 * ``drac`` (:class:`DrACPPO`): the PPO loss on raw observations plus
-  ``alpha * (G_pi + G_V)`` (``extra_loss``), with ``G_pi = KL(pi(.|x) || pi(.|aug x))`` and
-  ``G_V = (V(aug x) - V(x))^2`` averaged over the minibatch; the raw branch is detached, so
-  the regulariser's gradient flows only through the augmented branch. The raw branch is the
-  PPO loss's own forward pass: only the augmented one is extra. ``drac.fraction`` < 1 computes
-  the regulariser on that share of each minibatch (a uniformly random subset: the same
+  ``alpha * (G_pi + value_coef * G_V)`` (``extra_loss``), as rraileanu/auto-drac
+  ``ucb_rl2_meta/algo/drac.py`` 86-103 computes it: ``G_pi = -mean log pi(a'|aug x)`` with one
+  action ``a'`` drawn from ``pi(.|x)`` per sample (``drac.policy_term: sample``; ``kl`` is the
+  paper's exact ``KL(pi(.|x) || pi(.|aug x))``, whose gradient that sample estimates), and
+  ``G_V = mean (V(aug x) - V(x))^2`` with ``value_coef`` 0.5 as published. The raw branch is
+  detached, so the regulariser's gradient flows only through the augmented branch. The raw branch
+  is the PPO loss's own forward pass: only the augmented one is extra. ``drac.fraction`` < 1
+  computes the regulariser on that share of each minibatch (a uniformly random subset: the same
   expectation, more variance) to cut the extra pass's cost; 1 (the default) is as published.
 * ``ucb_drac`` (:class:`UCBDrACPPO`): DrAC whose augmentation a :class:`UCBBandit` chooses
-  before each update; the arm's reward is the mean return of the episodes that end during the
-  rollout that follows (no episode ended: that rollout gives no reward).
+  before each update. The arm's reward (``ucb.reward``) is, as published
+  (``ucb_rl2_meta/algo/ucb_drac.py`` 73-77, ``train.py`` 225-229), the mean return target (GAE
+  return) over the whole rollout that follows, on the reward-normalised scale the update sees,
+  every update (``returns``); ``episodes`` is the mean raw return of the episodes that end in that
+  rollout (no episode ended: no reward).
 
 Each minibatch draws a fresh augmentation from the agent's own ``torch.Generator`` (seeded
 from the run's seed); acting and evaluation always see raw observations. The generator's state
@@ -138,28 +144,51 @@ def policy_kl(raw: Distribution, augmented: Distribution) -> th.Tensor:
     return kl.sum(-1) if kl.dim() > 1 else kl
 
 
+def sample_actions(distribution: Distribution, count: int, generator: th.Generator) -> th.Tensor:
+    """One action per sample from the first ``count`` samples of ``distribution`` (no gradient),
+    drawn from ``generator`` on its own device (the same draw on CPU and CUDA): categorical by the
+    inverse CDF of one uniform, diagonal normal as ``loc + scale * noise``."""
+    inner = _detached(distribution, count)
+    if isinstance(inner, th.distributions.Categorical):
+        probs = inner.probs
+        u = th.rand(count, generator=generator, device=generator.device).to(probs.device)
+        below = (probs.cumsum(-1) < u[:, None]).sum(-1)
+        return below.clamp(max=probs.shape[-1] - 1)
+    noise = th.randn(tuple(inner.loc.shape), generator=generator, device=generator.device).to(inner.loc.device)
+    return inner.loc + inner.scale * noise
+
+
 class DrACPPO(AugmentingPPO):
-    """DrAC: PPO on raw observations plus alpha * (G_pi + G_V) on one augmented copy per minibatch."""
+    """DrAC: PPO on raw observations plus alpha * (G_pi + value_coef * G_V) on one augmented copy
+    per minibatch (see the module doc)."""
 
     def extra_loss(self, batch: RolloutBufferSamples, loss: PPOLoss) -> dict[str, th.Tensor]:
         # The minibatch is a uniformly random slice of the rollout, so its first `count` samples are a
         # uniformly random subset: the regulariser's estimate keeps its expectation (drac.fraction).
-        count = max(1, round(self.drac_config.fraction * len(batch.observations)))
-        actions = batch.actions[:count]
-        if isinstance(self.action_space, gym.spaces.Discrete):
-            actions = actions.long().flatten()
-        values_aug, _, _, dist_aug, _ = self.evaluate(self.augment(batch.observations[:count]), actions)
-        alpha = self.drac_config.alpha
-        g_pi = policy_kl(loss.distribution, dist_aug).mean()
+        settings = self.drac_config
+        count = max(1, round(settings.fraction * len(batch.observations)))
+        augmented = self.augment(batch.observations[:count])
+        if settings.policy_term == "sample":  # auto-drac drac.py 89-95: a' ~ pi(.|x), then -log pi(a'|aug x)
+            actions = sample_actions(loss.distribution, count, self.augment_generator)
+        else:
+            actions = batch.actions[:count]
+            if isinstance(self.action_space, gym.spaces.Discrete):
+                actions = actions.long().flatten()
+        values_aug, log_prob_aug, _, dist_aug, _ = self.evaluate(augmented, actions)
+        if settings.policy_term == "sample":
+            g_pi = -log_prob_aug.mean()
+        else:
+            g_pi = policy_kl(loss.distribution, dist_aug).mean()
         g_v = (values_aug.flatten() - loss.values[:count].detach()).pow(2).mean()
-        return {"drac_policy": alpha * g_pi, "drac_value": alpha * g_v}
+        return {"drac_policy": settings.alpha * g_pi, "drac_value": settings.alpha * settings.value_coef * g_v}
 
 
 class UCBDrACPPO(DrACPPO):
     """UCB-DrAC: DrAC with the augmentation chosen by a sliding-window UCB bandit before each update.
 
     TensorBoard: ``ucb/chosen`` (the arm's index in :meth:`arms`), ``ucb/q/<name>`` and
-    ``ucb/count/<name>`` (pulls) per arm, recorded at each update.
+    ``ucb/count/<name>`` (pulls) per arm, ``ucb/reward`` (the reward just given, when one was),
+    recorded at each update.
     """
 
     def arms(self) -> list[str]:
@@ -177,14 +206,27 @@ class UCBDrACPPO(DrACPPO):
 
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
         super()._update_info_buffer(infos, dones)
+        if self.ucb_config.reward != "episodes":
+            return
         for info in infos:
             episode = info.get("episode")
             if episode is not None:
                 self.rollout_returns.append(float(episode["r"]))
 
+    def rollout_reward(self) -> float | None:
+        """The reward of the arm that chose the last update, from the rollout just collected:
+        ``returns``, the mean return target of the rollout buffer (GAE returns of the rewards the
+        update sees, normalised when ``ppo.normalize_reward``); ``episodes``, the mean raw return of
+        the episodes that ended in it (None: none did)."""
+        if self.ucb_config.reward == "returns":
+            return float(np.mean(self.rollout_buffer.returns))
+        return float(np.mean(self.rollout_returns)) if self.rollout_returns else None
+
     def train(self) -> None:
-        if self.pending_arm is not None and self.rollout_returns:
-            self.bandit.reward(self.pending_arm, float(np.mean(self.rollout_returns)))
+        reward = self.rollout_reward()
+        if self.pending_arm is not None and reward is not None:
+            self.bandit.reward(self.pending_arm, reward)
+            self.logger.record("ucb/reward", reward)
         self.rollout_returns = []
         self.pending_arm = self.bandit.choose()
         arms = self.arms()

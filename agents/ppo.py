@@ -1,7 +1,17 @@
 """heldout's PPO: stable-baselines3 PPO with a loss mask, hookable losses and HWC image inputs.
 
-``HeldoutPPO.train`` computes exactly sb3's PPO losses (same minibatch order, same formulas,
-same TensorBoard scalars) but in overridable pieces:
+``HeldoutPPO.train`` runs sb3's PPO update (same minibatch order, same TensorBoard scalars) in
+overridable pieces, with one of two loss forms (``value_loss`` and ``advantage_scope``, from
+``ppo.value_loss`` / ``ppo.advantage_scope``):
+
+* ``published`` / ``rollout`` (the default): the PPO of the PLR and (UCB-)DrAC code
+  (rraileanu/auto-drac ``ucb_rl2_meta/algo/drac.py`` 46-48, 78-84, after baselines' ppo2): value
+  loss ``0.5 * mean(max((R - V)^2, (R - V_clip)^2))``, ``V_clip = V_old + clip(V - V_old, -eps_vf,
+  eps_vf)``; advantages normalised once over the whole rollout (``(A - mean) / (std + 1e-5)``);
+* ``sb3`` / ``minibatch``: exactly stable-baselines3's PPO: ``mean((R - V_clip)^2)`` (``V`` itself
+  when ``clip_range_vf`` is none), advantages normalised per minibatch (``std + 1e-8``).
+
+Both are multiplied by ``vf_coef``. The pieces:
 
 * :meth:`HeldoutPPO.minibatches` yields the minibatches of one epoch, without masked samples;
 * :meth:`HeldoutPPO.loss_observations` gives the observations the loss sees (RAD augments here);
@@ -48,7 +58,11 @@ from stable_baselines3.common.vec_env.patch_gym import _patch_env
 from stable_baselines3.common.vec_env.util import check_for_nested_spaces
 from torch.nn import functional as F
 
+from heldout.agents.config import ADVANTAGE_SCOPES, VALUE_LOSSES
 from heldout.agents.networks import use_channels_last
+
+ROLLOUT_ADVANTAGE_EPS = 1e-5
+"""The published code's epsilon in the rollout-wide advantage normalisation (drac.py 47-48)."""
 
 
 class MaskedRolloutBuffer(RolloutBuffer):
@@ -109,6 +123,19 @@ class HeldoutUpdate:
     :meth:`ppo_loss`) and its minibatches (``minibatches``)."""
 
     _loss_mask: np.ndarray | None = None
+    value_loss_form: str = "published"
+    advantage_scope: str = "rollout"
+    _advantage_stats: tuple[float, float] | None = None
+    """(mean, scale) of the rollout's advantages for the update in progress (advantage_scope rollout)."""
+
+    def _set_loss_form(self, value_loss: str, advantage_scope: str) -> None:
+        """Choose the value loss (published | sb3) and where advantages are normalised (rollout | minibatch)."""
+        if value_loss not in VALUE_LOSSES:
+            raise ValueError(f"value_loss must be one of {' | '.join(VALUE_LOSSES)}, got {value_loss!r}")
+        if advantage_scope not in ADVANTAGE_SCOPES:
+            raise ValueError(f"advantage_scope must be one of {' | '.join(ADVANTAGE_SCOPES)}, got {advantage_scope!r}")
+        self.value_loss_form = value_loss
+        self.advantage_scope = advantage_scope
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
@@ -123,7 +150,7 @@ class HeldoutUpdate:
 
     def _excluded_save_params(self) -> list[str]:
         # A pending mask belongs to the rollout buffer, which sb3 does not save either.
-        return [*super()._excluded_save_params(), "_loss_mask"]
+        return [*super()._excluded_save_params(), "_loss_mask", "_advantage_stats"]
 
     def agent_state_dict(self) -> dict[str, Any]:
         """State a subclass keeps beyond the policy and optimiser (plain data, for checkpoints)."""
@@ -185,19 +212,21 @@ class HeldoutUpdate:
         """The PPO loss terms from one forward pass's outputs (the steps in the loss only): the
         clipped surrogate, the (optionally clipped) value loss, the entropy bonus, approx. KL and
         clip fraction, plus the :meth:`extra_loss` terms. Every agent's ``compute_loss`` ends here."""
-        if self.normalize_advantage and len(advantages) > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        if self.normalize_advantage:
+            if self.advantage_scope == "rollout":
+                if self._advantage_stats is None:  # called outside train(): the whole rollout's statistics
+                    self._advantage_stats = self.rollout_advantage_stats(None)
+                mean, scale = self._advantage_stats
+                advantages = (advantages - mean) / scale
+            elif len(advantages) > 1:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
         log_ratio = log_prob - old_log_prob
         ratio = th.exp(log_ratio)
         surrogate = th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range))
         policy_loss = -surrogate.mean()
 
-        if clip_range_vf is None:
-            values_pred = values
-        else:
-            values_pred = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
-        value_loss = F.mse_loss(returns, values_pred)
+        value_loss = self.value_loss(values, old_values, returns, clip_range_vf)
 
         entropy_loss = th.mean(log_prob) if entropy is None else -th.mean(entropy)
         total = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
@@ -224,6 +253,33 @@ class HeldoutUpdate:
             loss.extra[name] = term.item()
         return loss
 
+    def value_loss(
+        self, values: th.Tensor, old_values: th.Tensor, returns: th.Tensor, clip_range_vf: float | None
+    ) -> th.Tensor:
+        """The value loss (before ``vf_coef``) in the form ``value_loss_form`` names (see the module doc)."""
+        if clip_range_vf is None:
+            clipped = values
+        else:
+            clipped = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+        if self.value_loss_form == "sb3":
+            return F.mse_loss(returns, clipped)
+        return 0.5 * th.max((returns - values).pow(2), (returns - clipped).pow(2)).mean()
+
+    def rollout_advantage_stats(self, mask: np.ndarray | None) -> tuple[float, float]:
+        """``(mean, std + 1e-5)`` of the rollout's advantages over the samples in the loss (the
+        unbiased std, as torch's), for ``advantage_scope: rollout``; ``(0, 1)`` (no change) when
+        fewer than two samples are in it."""
+        buf = self.rollout_buffer
+        advantages = np.asarray(buf.advantages, dtype=np.float64)
+        if mask is not None:
+            keep = np.asarray(mask, dtype=bool)
+            if getattr(buf, "generator_ready", False):  # minibatches were drawn: the arrays are flattened
+                keep = buf.swap_and_flatten(keep)
+            advantages = advantages.reshape(keep.shape)[keep]
+        if advantages.size < 2:
+            return 0.0, 1.0
+        return float(advantages.mean()), float(advantages.std(ddof=1)) + ROLLOUT_ADVANTAGE_EPS
+
     def extra_loss(self, batch: RolloutBufferSamples, loss: PPOLoss) -> dict[str, th.Tensor]:
         """Named terms added to the loss (already weighted); each is logged as ``train/<name>``."""
         return {}
@@ -245,6 +301,9 @@ class HeldoutUpdate:
             clip_range_vf = float(self.clip_range_vf(self._current_progress_remaining))  # type: ignore[operator]
 
         mask, self._loss_mask = self._loss_mask, None
+        self._advantage_stats = None
+        if self.normalize_advantage and self.advantage_scope == "rollout":
+            self._advantage_stats = self.rollout_advantage_stats(mask)
         self.rollout_buffer.set_keep(mask)
         masked_fraction = 0.0 if mask is None else 1.0 - float(mask.mean())
 
@@ -281,6 +340,7 @@ class HeldoutUpdate:
             if not continue_training:
                 break
         self.rollout_buffer.set_keep(None)
+        self._advantage_stats = None
         self._log_update(pg_losses, value_losses, entropy_losses, clip_fractions, approx_kls, extras,
                          last_loss, clip_range, clip_range_vf, masked_fraction)
 
@@ -322,18 +382,28 @@ class HeldoutUpdate:
 class HeldoutPPO(HeldoutUpdate, PPO):
     """stable-baselines3 PPO with a loss mask and overridable loss pieces (see the module doc).
 
-    Differences from ``stable_baselines3.PPO``, all behaviour-preserving for the losses:
-    image observations are not wrapped in ``VecTransposeImage`` (networks read (H, W, C)
+    With ``value_loss="sb3", advantage_scope="minibatch"`` it learns exactly as
+    ``stable_baselines3.PPO``; the defaults are the published loss form (see the module doc).
+    Other differences from ``stable_baselines3.PPO``, all behaviour-preserving for the losses: image observations are not wrapped in ``VecTransposeImage`` (networks read (H, W, C)
     directly), a feature extractor with ``channels_last = True`` runs in
     ``torch.channels_last``, and the default rollout buffer is :class:`MaskedRolloutBuffer`.
     """
 
     rollout_buffer: MaskedRolloutBuffer
 
-    def __init__(self, policy: Any, env: GymEnv | str | None, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        policy: Any,
+        env: GymEnv | str | None,
+        *args: Any,
+        value_loss: str = "published",
+        advantage_scope: str = "rollout",
+        **kwargs: Any,
+    ) -> None:
         if kwargs.get("rollout_buffer_class") is None:
             kwargs["rollout_buffer_class"] = MaskedRolloutBuffer
         self._loss_mask: np.ndarray | None = None
+        self._set_loss_form(value_loss, advantage_scope)
         super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -368,7 +438,7 @@ class HeldoutPPO(HeldoutUpdate, PPO):
         return values, log_prob, distribution.entropy(), distribution, features
 
     def compute_loss(self, batch: RolloutBufferSamples, clip_range: float, clip_range_vf: float | None) -> PPOLoss:
-        """sb3's PPO loss on one minibatch (one forward pass, then :meth:`ppo_loss`)."""
+        """The PPO loss on one minibatch (one forward pass, then :meth:`ppo_loss`)."""
         actions = batch.actions
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()

@@ -32,7 +32,7 @@ from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.buffers import RecurrentRolloutBuffer
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples, RNNStates
 from stable_baselines3.common.utils import obs_as_tensor
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize, is_vecenv_wrapped
+from stable_baselines3.common.vec_env import VecEnv
 
 from heldout.agents.config import NetworkConfig, PPOConfig
 from heldout.agents.lstm_policy import LSTMPolicy, MazeDirectionNet
@@ -79,8 +79,12 @@ class HeldoutRecurrentPPO(HeldoutUpdate, RecurrentPPO):
 
     rollout_buffer: MaskedRecurrentRolloutBuffer
 
-    def __init__(self, policy: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, policy: Any, env: Any, *args: Any, value_loss: str = "published", advantage_scope: str = "rollout",
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
         self._loss_mask: np.ndarray | None = None
+        self._set_loss_form(value_loss, advantage_scope)
         super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -277,10 +281,9 @@ def _make_ppo_lstm(
     verbose: int,
 ) -> HeldoutRecurrentPPO:
     venv = HeldoutRecurrentPPO._wrap_env(env, verbose)
-    kwargs = ppo.sb3_kwargs(venv.num_envs)
+    kwargs = ppo.model_kwargs(venv.num_envs)
     pk = lstm_policy_kwargs(network, ppo, venv.observation_space, env_family(venv))
-    if ppo.normalize_reward and not is_vecenv_wrapped(venv, VecNormalize):
-        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=ppo.gamma)
+    venv = ppo.reward_normalizer(venv)
     return HeldoutRecurrentPPO(
         LSTMPolicy, venv, policy_kwargs=pk, seed=seed, device=device, tensorboard_log=tensorboard_log,
         verbose=verbose, **kwargs,

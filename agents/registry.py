@@ -14,7 +14,7 @@ import gymnasium as gym
 import torch as th
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize, is_vecenv_wrapped
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from heldout.agents.config import NetworkConfig, PPOConfig
 from heldout.agents.networks import ImpalaCNN, MazeNet, select_network
@@ -82,8 +82,8 @@ def make(
     ``augment=AugmentConfig("crop")`` for ``rad``; a section it does not read is an error.
 
     ``device="auto"`` picks CUDA when available. With ``ppo.normalize_reward`` the env is
-    wrapped in ``VecNormalize(norm_obs=False, norm_reward=True, gamma=ppo.gamma)`` unless it
-    already is; get it back with ``model.get_vec_normalize_env()`` (its statistics belong in
+    wrapped in ``VecNormalize(norm_obs=False, norm_reward=True)`` with the return discount
+    ``ppo.reward_norm_gamma`` (:meth:`PPOConfig.reward_normalizer`) unless it already is; get it back with ``model.get_vec_normalize_env()`` (its statistics belong in
     checkpoints). Unknown names raise ``KeyError`` listing the registered ones.
     """
     if name not in _AGENTS:
@@ -204,10 +204,9 @@ def _make_ppo(
 ) -> HeldoutPPO:
     """Build ``cls`` (HeldoutPPO or a subclass, given ``model_kwargs``) with the PPO config's settings."""
     venv = HeldoutPPO._wrap_env(env, verbose)
-    kwargs = ppo.sb3_kwargs(venv.num_envs)  # checks the minibatch split before anything is built
+    kwargs = ppo.model_kwargs(venv.num_envs)  # checks the minibatch split before anything is built
     pk = policy_kwargs(network, ppo, venv.observation_space, env_family(venv))
-    if ppo.normalize_reward and not is_vecenv_wrapped(venv, VecNormalize):
-        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=ppo.gamma)
+    venv = ppo.reward_normalizer(venv)
     return cls(
         ActorCriticPolicy,
         venv,

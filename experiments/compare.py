@@ -193,6 +193,80 @@ def curves(groups: dict[str, list[Run]], column: str, metric: str) -> dict[str, 
     return out
 
 
+PLR_TABLE2 = {
+    "bigfish": (3.7, 8.7, 10.9, 14.3), "bossfight": (7.7, 7.7, 8.9, 8.8), "caveflyer": (5.4, 4.6, 6.3, 6.8),
+    "chaser": (5.2, 6.8, 6.9, 8.0), "climber": (5.9, 6.4, 6.3, 6.8), "coinrun": (8.6, 8.6, 8.8, 9.0),
+    "dodgeball": (1.7, 5.1, 1.8, 10.3), "fruitbot": (27.3, 27.0, 28.0, 27.6), "heist": (2.8, 3.2, 2.9, 4.9),
+    "jumper": (5.7, 5.6, 5.8, 5.9), "leaper": (4.2, 4.4, 6.8, 8.7), "maze": (5.5, 6.2, 5.5, 7.2),
+    "miner": (8.7, 10.1, 9.6, 10.0), "ninja": (6.0, 5.8, 7.2, 7.0), "plunder": (5.1, 7.8, 8.7, 7.7),
+    "starpilot": (26.8, 31.7, 27.9, 29.6),
+}  # fmt: skip
+"""The PLR paper's Table 2 (REFERENCE.md section 2): mean test return of 10 runs per Procgen game at
+25M steps (easy, 200 training levels, full-distribution test), for the methods of PLR_METHODS."""
+PLR_METHODS = ("uniform", "ucb_drac+uniform", "plr", "ucb_drac+plr")
+"""heldout's method labels (:func:`method_label`) of the table's columns: PPO, UCB-DrAC, PLR, UCB-DrAC + PLR."""
+PLR_RELATIVE = {"uniform": 100.0, "ucb_drac+uniform": 129.8, "plr": 128.3, "ucb_drac+plr": 176.4}
+"""The paper's mean normalised test return over the 16 games: per game relative to uniform PPO = 100, averaged."""
+
+
+def relative_to_uniform(returns: dict[str, dict[str, float]]) -> dict[str, float]:
+    """``{method: mean over games of 100 * return / uniform's return}`` (the PLR paper's normalisation),
+    over the games where both the method and uniform have a return."""
+    out = {}
+    methods = {m for per_game in returns.values() for m in per_game}
+    for method in sorted(methods):
+        ratios = [100 * g[method] / g["uniform"] for g in returns.values() if method in g and g.get("uniform")]
+        if ratios:
+            out[method] = float(np.mean(ratios))
+    return out
+
+
+def procgen_reference(runs: list[Run]) -> dict[str, Any] | None:
+    """heldout's Procgen test returns beside the PLR paper's, per game and normalised as the paper
+    does; None when no run is a Procgen game of the table. A run's test return is the mean return of
+    its final evaluation on its first held-out set; a game's, the mean over its runs (seeds)."""
+    found: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        cfg = run.report.get("config", {})
+        env = str(cfg.get("env", {}).get("name", ""))
+        game = env.split("/", 1)[1] if env.startswith("procgen/") else None
+        method = method_label(cfg)
+        if game not in PLR_TABLE2 or method not in PLR_METHODS:
+            continue
+        first = next(iter(held_out_sets(run.report).values()))["score"]
+        if "return" in first:
+            found.setdefault(game, {}).setdefault(method, []).append(float(first["return"]["mean"]))
+    if not found:
+        return None
+    heldout = {g: {m: float(np.mean(v)) for m, v in per.items()} for g, per in found.items()}
+    paper = {g: dict(zip(PLR_METHODS, PLR_TABLE2[g])) for g in heldout}
+    games = {
+        g: {m: {"heldout": heldout[g][m], "runs": len(found[g][m]), "paper": paper[g][m]} for m in found[g]}
+        for g in sorted(heldout)
+    }
+    ours, theirs = relative_to_uniform(heldout), relative_to_uniform(paper)
+    return {
+        "source": "PLR paper (Jiang et al., 2021), Table 2: mean test return of 10 runs at 25M steps",
+        "games": games,
+        "relative": {m: {"heldout": ours[m], "paper_same_games": theirs.get(m), "paper_16_games": PLR_RELATIVE[m]}
+                     for m in PLR_METHODS if m in ours},
+    }  # fmt: skip
+
+
+def _reference_markdown(ref: dict[str, Any]) -> list[str]:
+    lines = ["", "## Beside the PLR paper (Procgen test return)", "", f"{ref['source']}; heldout: the mean over its runs.", "",
+             "| game | method | heldout (runs) | paper |", "|---|---|---|---|"]  # fmt: skip
+    for game, per in ref["games"].items():
+        for m, row in per.items():
+            lines.append(f"| {game} | {m} | {row['heldout']:.2f} ({row['runs']}) | {row['paper']:.1f} |")
+    lines += ["", "Normalised test return: per game relative to uniform PPO = 100, averaged over games (the paper's).",
+              "", "| method | heldout | paper, same games | paper, 16 games |", "|---|---|---|---|"]  # fmt: skip
+    for m, row in ref["relative"].items():
+        same = "-" if row["paper_same_games"] is None else f"{row['paper_same_games']:.1f}"
+        lines.append(f"| {m} | {row['heldout']:.1f} | {same} | {row['paper_16_games']:.1f} |")
+    return lines
+
+
 def compare(runs: list[Run], metric: str = "score") -> dict[str, Any]:
     """Every aggregate of :mod:`heldout.experiments.compare` as plain data."""
     groups = by_method(runs)
@@ -214,6 +288,7 @@ def compare(runs: list[Run], metric: str = "score") -> dict[str, Any]:
         "methods": methods,
         "probability_of_improvement": better,
         "curves": {c: curves(groups, c, metric) for c in ["train", *sets]},
+        "reference": procgen_reference(runs),
         "bootstrap": {"reps": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED, "interval": "95% stratified bootstrap (rliable), percentile"},
     }
 
@@ -247,6 +322,8 @@ def markdown(result: dict[str, Any], left_out: list[str]) -> str:
             cells = ["-" if x == y else f"{matrix[x][y]['p']:.2f} [{matrix[x][y]['ci_low']:.2f}, {matrix[x][y]['ci_high']:.2f}]"
                      for y in methods]
             lines.append(f"| {x} | " + " | ".join(cells) + " |")
+    if result.get("reference"):
+        lines += _reference_markdown(result["reference"])
     if left_out:
         lines += ["", "Left out (not finished): " + ", ".join(left_out)]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,8 @@ def test_defaults_are_the_published_procgen_baseline():
     assert (cfg.gamma, cfg.gae_lambda, cfg.ent_coef, cfg.clip_range, cfg.clip_range_vf) == (0.999, 0.95, 0.01, 0.2, 0.2)
     assert (cfg.vf_coef, cfg.max_grad_norm, cfg.normalize_advantage, cfg.normalize_reward) == (0.5, 0.5, True, True)
     assert cfg.target_kl is None
+    # auto-drac drac.py 46-48, 78-84; train.py 56 (baselines VecNormalize, gamma 0.99 by default)
+    assert (cfg.value_loss, cfg.advantage_scope, cfg.reward_norm_gamma) == ("published", "rollout", 0.99)
     assert cfg.batch_size(64) == 2048  # 64 envs x 256 steps / 8 minibatches
     net = NetworkConfig()
     assert (net.network, net.features_dim, net.impala_channels) == ("auto", 256, (16, 32, 32))
@@ -23,6 +25,16 @@ def test_every_field_has_help_and_a_real_type(cls):
     for f in dataclasses.fields(cls):
         assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
         assert not isinstance(f.type, str), f"{cls.__name__}.{f.name} has a string annotation"
+
+
+def test_reward_normaliser_discount():
+    from stable_baselines3.common.vec_env import DummyVecEnv
+    import gymnasium as gym
+
+    venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
+    assert PPOConfig().reward_normalizer(venv).gamma == 0.99  # published, whatever ppo.gamma is
+    assert PPOConfig(reward_norm_gamma=None, gamma=0.9).reward_normalizer(venv).gamma == 0.9
+    assert PPOConfig(normalize_reward=False).reward_normalizer(venv) is venv
 
 
 def test_sb3_kwargs():
@@ -54,6 +66,9 @@ def test_sb3_kwargs():
         ("normalize_advantage", 1),
         ("normalize_reward", "yes"),
         ("target_kl", -0.1),
+        ("value_loss", "mse"),
+        ("advantage_scope", "epoch"),
+        ("reward_norm_gamma", 1.5),
     ],
 )
 def test_bad_ppo_values_name_the_field(field, value):

@@ -81,12 +81,17 @@ def ppo_cfg(**kw) -> PPOConfig:
     return PPOConfig(**{**base, **kw})
 
 
-def build(cls=HeldoutPPO, seed=0, ppo: PPOConfig | None = None, env_cls=ColourEnv, **net) -> PPO:
+SB3_LOSS = {"value_loss": "sb3", "advantage_scope": "minibatch"}
+"""HeldoutPPO's loss form that equals plain stable-baselines3 PPO."""
+
+
+def build(cls=HeldoutPPO, seed=0, ppo: PPOConfig | None = None, env_cls=ColourEnv, loss=None, **net) -> PPO:
     ppo = ppo or ppo_cfg()
     venv = vec(env_cls)
     network = NetworkConfig(**{**SMALL_IMPALA, **net})
     pk = policy_kwargs(network, ppo, venv.observation_space)
-    return cls(ActorCriticPolicy, venv, policy_kwargs=pk, seed=seed, device="cpu", **ppo.sb3_kwargs(N_ENVS))
+    return cls(ActorCriticPolicy, venv, policy_kwargs=pk, seed=seed, device="cpu", **ppo.sb3_kwargs(N_ENVS),
+               **(loss or {}))
 
 
 def params(model) -> list[th.Tensor]:
@@ -116,17 +121,17 @@ class MaskAtRolloutEnd(BaseCallback):
 
 
 # -- sb3 equivalence ------------------------------------------------------------------------------
-def test_ones_mask_and_no_mask_equal_plain_sb3_ppo():
+def test_ones_mask_and_no_mask_equal_plain_sb3_ppo():  # with the sb3 loss form
     plain = build(PPO, seed=3, channels_last=False)
     assert is_vecenv_wrapped(plain.env, VecTransposeImage)  # sb3 stores CHW; we keep HWC
     plain.learn(3 * N_STEPS * N_ENVS, log_interval=10**6)
 
-    ours = build(HeldoutPPO, seed=3, channels_last=False)
+    ours = build(HeldoutPPO, seed=3, channels_last=False, loss=SB3_LOSS)
     assert not is_vecenv_wrapped(ours.env, VecTransposeImage)
     ones = MaskAtRolloutEnd(lambda m: np.ones((m.n_steps, m.n_envs)))
     ours.learn(3 * N_STEPS * N_ENVS, callback=ones, log_interval=10**6)
 
-    unmasked = build(HeldoutPPO, seed=3, channels_last=False)
+    unmasked = build(HeldoutPPO, seed=3, channels_last=False, loss=SB3_LOSS)
     unmasked.learn(3 * N_STEPS * N_ENVS, log_interval=10**6)
 
     assert same(params(plain), params(ours))
@@ -137,6 +142,64 @@ def test_ones_mask_and_no_mask_equal_plain_sb3_ppo():
                 "explained_variance", "clip_range", "clip_range_vf", "n_updates"):
         assert logged_ours[f"train/{key}"] == pytest.approx(logged_plain[f"train/{key}"], rel=1e-6, abs=1e-9), key
     assert logged_ours["train/masked_fraction"] == 0.0
+
+
+# -- the loss form: published (auto-drac / baselines ppo2) or sb3 -----------------------------------
+V = th.tensor([1.0, 0.0, 2.0, -1.0])
+V_OLD = th.tensor([0.5, 0.5, 2.0, 0.0])
+R = th.tensor([2.0, 0.0, 1.0, 1.0])
+# clip 0.2: V_clip = V_old + clip(V - V_old, -0.2, 0.2) = [0.7, 0.3, 2.0, -0.2]
+# (R - V)^2 = [1, 0, 1, 4]; (R - V_clip)^2 = [1.69, 0.09, 1, 1.44]
+PUBLISHED_VALUE_LOSS = 0.5 * (1.69 + 0.09 + 1 + 4) / 4  # 0.5 * mean(max(...)) = 0.8475
+SB3_VALUE_LOSS = (1.69 + 0.09 + 1 + 1.44) / 4  # mean((R - V_clip)^2) = 1.055
+
+
+def test_value_loss_forms_on_a_hand_made_batch():
+    published, sb3 = build(), build(loss=SB3_LOSS)
+    assert published.value_loss(V, V_OLD, R, 0.2).item() == pytest.approx(PUBLISHED_VALUE_LOSS)
+    assert sb3.value_loss(V, V_OLD, R, 0.2).item() == pytest.approx(SB3_VALUE_LOSS)
+    # no value clipping: 0.5 * mean((R - V)^2) and mean((R - V)^2)
+    assert published.value_loss(V, V_OLD, R, None).item() == pytest.approx(0.5 * 6 / 4)
+    assert sb3.value_loss(V, V_OLD, R, None).item() == pytest.approx(6 / 4)
+    # the total: policy (ratio 1: -mean A) + ent_coef * -mean(entropy) + vf_coef * value loss
+    published.normalize_advantage = False
+    adv, log_prob, entropy = th.tensor([1.0, -2.0, 0.5, 0.5]), th.zeros(4), th.full((4,), 1.5)
+    loss = published.ppo_loss(None, V, log_prob, entropy, None, None, old_log_prob=log_prob, old_values=V_OLD,
+                              advantages=adv, returns=R, clip_range=0.2, clip_range_vf=0.2)  # fmt: skip
+    assert loss.total.item() == pytest.approx(0.0 + 0.01 * -1.5 + 0.5 * PUBLISHED_VALUE_LOSS)
+
+
+def test_rollout_advantage_normalisation_uses_the_unmasked_rollout():
+    model = build()
+    collect(model)
+    adv = np.arange(N_STEPS * N_ENVS, dtype=np.float32).reshape(N_STEPS, N_ENVS) ** 1.5
+    model.rollout_buffer.advantages = adv.copy()
+    mask = np.ones((N_STEPS, N_ENVS), bool)
+    mask[:4] = False
+    kept = adv[4:].astype(np.float64).reshape(-1)
+    mean = kept.sum() / kept.size
+    std = np.sqrt(((kept - mean) ** 2).sum() / (kept.size - 1))  # torch's (unbiased) std, as published
+    assert model.rollout_advantage_stats(mask) == pytest.approx((mean, std + 1e-5))
+    # in the loss: (A - mean) / (std + 1e-5), with the statistics train() took before any minibatch
+    batch = next(iter(model.minibatches()))
+    model._advantage_stats = model.rollout_advantage_stats(mask)
+    a = batch.advantages
+    ours = model.ppo_loss(batch, V[:1], th.zeros(1), None, None, None, old_log_prob=th.zeros(1), old_values=V[:1],
+                          advantages=a[:1], returns=R[:1], clip_range=0.2, clip_range_vf=0.2)  # fmt: skip
+    assert ours.policy_loss.item() == pytest.approx(-(a[0].item() - mean) / (std + 1e-5), rel=1e-5)
+    model.set_loss_mask(mask)
+    model.train()
+    assert model._advantage_stats is None  # cleared after the update
+
+
+def test_loss_form_settings_are_checked():
+    with pytest.raises(ValueError, match="ppo.value_loss must be one of published | sb3, got 'huber'"):
+        PPOConfig(value_loss="huber")
+    with pytest.raises(ValueError, match="ppo.advantage_scope must be one of rollout | minibatch"):
+        PPOConfig(advantage_scope="batch")
+    with pytest.raises(ValueError, match="value_loss must be one of"):
+        build(loss={"value_loss": "mse"})
+    assert PPOConfig().model_kwargs(N_ENVS)["value_loss"] == "published"
 
 
 # -- the loss mask --------------------------------------------------------------------------------
@@ -169,7 +232,9 @@ def corrupt(arrays: dict[str, np.ndarray], mask: np.ndarray, rng: np.random.Gene
 
 
 def test_masked_samples_contribute_exactly_zero_gradient():
-    model = build(ppo=ppo_cfg(n_minibatches=2))
+    # per-minibatch advantages: every statistic of the loss comes from the minibatch (the rollout-wide
+    # statistics of the default form are computed by train(), tested below)
+    model = build(ppo=ppo_cfg(n_minibatches=2), loss={"advantage_scope": "minibatch"})
     collect(model)
     mask = np.ones((N_STEPS, N_ENVS))
     mask[3:9, 0] = 0

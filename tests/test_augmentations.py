@@ -41,10 +41,13 @@ def test_shape_dtype_range_and_seeded_determinism(name, dtype):
     global_rng = th.get_rng_state()
     a = A.get(name)(x, gen(1))
     assert a.shape == x.shape and a.dtype == dtype and a.is_contiguous()
+    unclamped = name == "random_conv" and dtype != th.uint8  # published: float outputs unclamped
+    if unclamped:
+        a = a.clamp(0, 255)
     assert float(a.min()) >= 0 and float(a.max()) <= 255
     assert th.equal(x, before), "the input batch must not be modified"
     assert th.equal(th.get_rng_state(), global_rng), "augmentations must not touch torch's global RNG"
-    assert th.equal(A.get(name)(x, gen(1)), a)
+    assert th.equal(A.get(name)(x, gen(1)).clamp(0, 255) if unclamped else A.get(name)(x, gen(1)), a)
     if name in RANDOM:
         assert not th.equal(A.get(name)(x, gen(2)), a)
     if dtype == th.float32:  # the same values as the uint8 path, before rounding
@@ -107,18 +110,33 @@ def test_flip_rotate_pick_per_image():
         A.get("rotate")(th.zeros(2, 4, 6, 3, dtype=th.uint8), gen())
 
 
-def test_cutout_boxes_have_the_published_sides():
-    x = th.full((64, 64, 64, 3), 200, dtype=th.uint8)
-    out = A.get("cutout")(x, gen())
-    for img in out:
-        hidden = (img == 0).all(-1)
-        rows, cols = hidden.any(1).nonzero().flatten(), hidden.any(0).nonzero().flatten()
-        h, w = len(rows), len(cols)
-        assert 7 <= h <= 21 and 7 <= w <= 21
-        assert int(hidden.sum()) == h * w and rows[-1] - rows[0] == h - 1  # one solid box
-    coloured = A.get("cutout_colour")(x, gen())
-    changed = (coloured != 200).any(-1)
-    assert all(7 * 7 <= int(c.sum()) <= 21 * 21 for c in changed)
+def _box(hidden: th.Tensor) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the one solid box of True in an (H, W) mask."""
+    rows, cols = hidden.any(1).nonzero().flatten(), hidden.any(0).nonzero().flatten()
+    top, left, h, w = int(rows[0]), int(cols[0]), len(rows), len(cols)
+    assert int(hidden.sum()) == h * w and int(rows[-1]) - top == h - 1 and int(cols[-1]) - left == w - 1
+    return top, left, h, w
+
+
+def test_cutout_boxes_lie_in_the_published_region():
+    # auto-drac data_augs.py 59-69: sides h, w in 7..21; img[:, 12 + h : 12 + 2h, 24 + w : 24 + 2w] = 0,
+    # cut at the right edge (columns end at 64): rows 19..53, columns 31..63
+    x = th.full((400, 64, 64, 3), 200, dtype=th.uint8)
+    for name in ("cutout", "cutout_colour"):
+        out = A.get(name)(x, gen())
+        sides = set()
+        for img in out:
+            top, left, h, w = _box((img != 200).any(-1) if name == "cutout_colour" else (img == 0).all(-1))
+            side_h, side_w = top - 12, left - 24  # the drawn sides
+            assert 7 <= side_h <= 21 and 7 <= side_w <= 21
+            assert h == side_h and w == min(side_w, 64 - left)
+            sides.add(side_h)
+        assert sides == set(range(7, 22))  # every side drawn over 400 images
+    anywhere = A.get("cutout")(x, gen(), placement="anywhere")
+    tops = {_box((img == 0).all(-1))[0] for img in anywhere}
+    assert min(tops) < 19  # the earlier form: anywhere in the image
+    with pytest.raises(ValueError, match="placement must be one of published | anywhere"):
+        A.get("cutout")(x[:1], gen(), placement="centre")
 
 
 def test_grayscale_and_hsv_by_hand():
@@ -131,6 +149,29 @@ def test_grayscale_and_hsv_by_hand():
     assert th.allclose(colour.hsv_to_rgb(hsv.T).T, rgb, atol=1e-6)
     round_trip = th.rand(3, 1000, generator=gen())
     assert th.allclose(colour.hsv_to_rgb(colour.rgb_to_hsv(round_trip)), round_trip, atol=1e-5)
+
+
+def test_colour_jitter_published_hue_range_and_random_order():
+    # pure red (hue 0, S = V = 1): only the hue moves; published shift U(-0.5, 0.5) * 255/360 of a turn
+    red = th.zeros((2000, 1, 1, 3))
+    red[..., 0] = 255.0
+    out = A.get("colour_jitter")(red, gen(), brightness=0.0, contrast=0.0, saturation=0.0)
+    hue = colour.rgb_to_hsv(out.reshape(-1, 3).T / 255)[0]
+    turn = th.where(hue > 0.5, hue - 1, hue)  # signed shift
+    limit = 0.5 * 255 / 360
+    assert float(turn.abs().max()) <= limit + 1e-4 and float(turn.abs().max()) > 0.95 * limit
+    assert abs(float(turn.mean())) < 0.02  # uniform, centred
+    old = A.get("colour_jitter")(red, gen(), brightness=0.0, contrast=0.0, saturation=0.0, recipe="torchvision")
+    old_hue = colour.rgb_to_hsv(old.reshape(-1, 3).T / 255)[0]
+    assert float(th.where(old_hue > 0.5, old_hue - 1, old_hue).abs().max()) > 0.45  # the full +-0.5 turn
+    # order: contrast (each channel blended with its own mean) before or after the HSV steps, one coin per
+    # batch. With brightness 1.4 clamping V first, contrast afterwards sees other means: the two orders differ.
+    x = frames(n=1, side=8).float()
+    results = {tuple(A.get("colour_jitter")(x, gen(seed), hue=0.0, saturation=0.0).flatten().tolist())
+               for seed in range(12)}  # fmt: skip
+    assert len(results) > 1
+    with pytest.raises(ValueError, match="recipe must be one of published | torchvision"):
+        A.get("colour_jitter")(x, gen(), recipe="kornia")
 
 
 def test_colour_jitter_factors_stay_in_range():
@@ -149,6 +190,19 @@ def test_random_conv_is_one_xavier_conv_per_image():
         ref = F.conv2d(x[i : i + 1].permute(0, 3, 1, 2).float(), weight[3 * i : 3 * i + 3], padding=1)
         expected = ref.clamp(0, 255).round().permute(0, 2, 3, 1)[0]
         assert th.allclose(out[i].float(), expected, atol=1.0)
+
+
+def test_random_conv_float_outputs_are_unclamped_and_go_negative():
+    # published (data_augs.py 248-270): Xavier-normal 3x3 conv per image, output used as it is
+    x = frames(th.float32, n=4, side=8)
+    out = A.get("random_conv")(x, gen(5))
+    weight = th.randn((4 * 3, 3, 3, 3), generator=gen(5)) * (1 / 27) ** 0.5
+    for i in range(4):
+        ref = F.conv2d(x[i : i + 1].permute(0, 3, 1, 2), weight[3 * i : 3 * i + 3], padding=1)
+        assert th.allclose(out[i], ref.permute(0, 2, 3, 1)[0], atol=1e-3)
+    assert float(out.min()) < 0
+    clamped = A.get("random_conv")(x, gen(5), clamp=True)
+    assert float(clamped.min()) >= 0 and float(clamped.max()) <= 255
 
 
 def test_grid_augmentations_keep_codes():

@@ -156,3 +156,41 @@ def test_fast_statistics_equal_rliables():
     scores = rng.random((7, 3))
     iqm = compare.iqm_intervals({"m": scores})["m"]
     assert [s["iqm"] for s in iqm] == pytest.approx([metrics.aggregate_iqm(scores[:, j]) for j in range(3)])
+
+
+# -- the PLR paper's reference row (Procgen) --------------------------------------------------------
+def procgen_run(name: str, game: str, agent: str, sampler: str, test_return: float) -> compare.Run:
+    score = {**stats(0.5), "return": stats(test_return)}
+    report = {"env": f"procgen/{game}", "score_unit": "normalised score", "train": score,
+              "test_sets": {"test": {"score": score, "gap": {**stats(0.0), "return": stats(0.0)}}},
+              "config": {"agent": agent, "sampler": {"name": sampler}, "env": {"name": f"procgen/{game}"}}}  # fmt: skip
+    return compare.Run(name, compare.method_label(report["config"]), report)
+
+
+def test_the_paper_normalises_per_game_against_uniform_then_averages():
+    # the convention, checked on the paper's own table: mean over games of 100 * method / PPO
+    table = compare.PLR_TABLE2
+    for column, published in ((1, 129.8), (2, 128.3), (3, 176.4)):
+        mean = sum(100 * row[column] / row[0] for row in table.values()) / len(table)
+        assert mean == pytest.approx(published, abs=0.6)  # the table's values are rounded to 0.1
+
+
+def test_reference_row_beside_a_tiny_fake_sweep(monkeypatch):
+    monkeypatch.setattr(compare, "BOOTSTRAP_REPS", 20)  # the row needs no interval
+    runs = [procgen_run("u0", "coinrun", "ppo", "uniform", 7.0), procgen_run("u1", "coinrun", "ppo", "uniform", 9.0),
+            procgen_run("b0", "coinrun", "ucb_drac", "plr", 9.0), procgen_run("u2", "bigfish", "ppo", "uniform", 4.0),
+            procgen_run("b1", "bigfish", "ucb_drac", "plr", 10.0)]  # fmt: skip
+    result = compare.compare(runs, "return")
+    ref = result["reference"]
+    assert ref["games"]["coinrun"]["uniform"] == {"heldout": 8.0, "runs": 2, "paper": 8.6}
+    assert ref["games"]["bigfish"]["ucb_drac+plr"] == {"heldout": 10.0, "runs": 1, "paper": 14.3}
+    # heldout: coinrun 9 / 8 = 112.5, bigfish 10 / 4 = 250 -> 181.25; the paper on these two games:
+    # coinrun 9.0 / 8.6, bigfish 14.3 / 3.7
+    row = ref["relative"]["ucb_drac+plr"]
+    assert row["heldout"] == pytest.approx((112.5 + 250) / 2)
+    assert row["paper_same_games"] == pytest.approx(50 * (9.0 / 8.6 + 14.3 / 3.7))
+    assert row["paper_16_games"] == 176.4 and ref["relative"]["uniform"]["heldout"] == 100.0
+    text = compare.markdown(result, [])
+    assert "## Beside the PLR paper" in text and "| bigfish | ucb_drac+plr | 10.00 (1) | 14.3 |" in text
+    assert "| ucb_drac+plr | 181.2 | 245.6 | 176.4 |" in text
+    assert compare.procgen_reference([procgen_run("m", "maze", "ppo", "dr", 1.0)]) is None  # dr: not in the table

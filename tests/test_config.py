@@ -20,6 +20,10 @@ def test_procgen_preset_is_the_published_baseline():
     assert cfg.env.num_envs == 64 and cfg.steps == 25_000_000
     assert (cfg.ppo.lr, cfg.ppo.n_steps, cfg.ppo.n_epochs, cfg.ppo.n_minibatches) == (5e-4, 256, 3, 8)
     assert (cfg.ppo.gamma, cfg.ppo.gae_lambda, cfg.ppo.ent_coef, cfg.ppo.clip_range) == (0.999, 0.95, 0.01, 0.2)
+    assert (cfg.ppo.clip_range_vf, cfg.ppo.vf_coef, cfg.ppo.max_grad_norm, cfg.ppo.adam_eps) == (0.2, 0.5, 0.5, 1e-5)
+    assert (cfg.ppo.value_loss, cfg.ppo.advantage_scope, cfg.ppo.reward_norm_gamma) == ("published", "rollout", 0.99)
+    maze = config.preset("maze").ppo  # heldout's own setting: the sb3 form it was measured with
+    assert (maze.value_loss, maze.advantage_scope, maze.reward_norm_gamma) == ("sb3", "minibatch", None)
 
 
 def test_short_and_dotted_flags_override_the_preset(tmp_path):

@@ -109,22 +109,25 @@ def test_rad_augments_only_the_loss_observations():
 
 # -- the DrAC regulariser ---------------------------------------------------------------------------
 def test_drac_regulariser_is_zero_for_the_identity_augmentation():
-    model = make("drac", augment=AugmentConfig("crop", {"crop": {"pad": 0}}), drac=DrACConfig(alpha=1.0))
+    model = make("drac", augment=AugmentConfig("crop", {"crop": {"pad": 0}}),
+                 drac=DrACConfig(alpha=1.0, policy_term="kl"))  # fmt: skip
     batch = first_batch(model)
     loss = model.compute_loss(batch, 0.2, 0.2)
     assert set(loss.extra) == {"drac_policy", "drac_value"}
     assert abs(loss.extra["drac_policy"]) < 1e-7 and abs(loss.extra["drac_value"]) < 1e-10
 
 
-@pytest.mark.parametrize("fraction", [1.0, 0.5])
-def test_drac_loss_is_the_ppo_loss_plus_alpha_times_the_regulariser(fraction):
-    model = make("drac", augment=AugmentConfig("crop"), drac=DrACConfig(alpha=0.5, fraction=fraction))
+@pytest.mark.parametrize("fraction, policy_term", [(1.0, "sample"), (0.5, "sample"), (1.0, "kl")])
+def test_drac_loss_is_the_ppo_loss_plus_alpha_times_the_regulariser(fraction, policy_term):
+    drac = DrACConfig(alpha=0.5, fraction=fraction, policy_term=policy_term)
+    model = make("drac", augment=AugmentConfig("crop"), drac=drac)
     batch = first_batch(model)
     state = model.augment_generator.get_state()
     loss = model.compute_loss(batch, 0.2, 0.2)
     ppo_part = loss.policy_loss + model.ent_coef * loss.entropy_loss + model.vf_coef * loss.value_loss
     assert loss.total.item() == pytest.approx(ppo_part.item() + loss.extra["drac_policy"] + loss.extra["drac_value"])
-    # by hand: the same augmented draw, the KL of two categoricals and a squared value gap
+    # by hand (auto-drac drac.py 86-103): the same augmented draw; policy term -mean log q(a') with a' ~ p
+    # (one uniform per sample, inverse CDF), or KL(p || q); value term 0.5 * mean (V(aug x) - V(x))^2
     model.augment_generator.set_state(state)
     count = int(len(batch.observations) * fraction)  # the regulariser's share of the minibatch: its first samples
     with th.no_grad():
@@ -133,15 +136,30 @@ def test_drac_loss_is_the_ppo_loss_plus_alpha_times_the_regulariser(fraction):
         v_aug, _, _, d_aug, _ = model.evaluate(model.augment(batch.observations[:count]), actions)
         assert d_raw is not d_aug  # each forward pass keeps its own distribution
         p, q = d_raw.distribution.probs, d_aug.distribution.probs
-        kl = (p * (p.log() - q.log())).sum(1).mean().item()
+        if policy_term == "kl":
+            g_pi = (p * (p.log() - q.log())).sum(1).mean().item()
+        else:
+            u = th.rand(count, generator=model.augment_generator)
+            drawn = th.searchsorted(p.cumsum(1), u[:, None]).flatten().clamp(max=1)
+            g_pi = -q[th.arange(count), drawn].log().mean().item()
         gap = (v_aug - v_raw).pow(2).mean().item()
-    assert loss.extra["drac_policy"] == pytest.approx(0.5 * kl, rel=1e-4)
-    assert loss.extra["drac_value"] == pytest.approx(0.5 * gap, rel=1e-4)
-    assert kl > 0 and gap > 0
+    assert loss.extra["drac_policy"] == pytest.approx(0.5 * g_pi, rel=1e-4)
+    assert loss.extra["drac_value"] == pytest.approx(0.5 * 0.5 * gap, rel=1e-4)  # alpha * 0.5 * mean gap^2
+    assert g_pi > 0 and gap > 0
+
+
+def test_drac_value_coefficient_one_is_the_earlier_form():
+    model = make("drac", augment=AugmentConfig("crop"), drac=DrACConfig(alpha=1.0, value_coef=1.0))
+    batch = first_batch(model)
+    state = model.augment_generator.get_state()
+    full = model.compute_loss(batch, 0.2, 0.2).extra["drac_value"]
+    model.augment_generator.set_state(state)
+    model.drac_config = DrACConfig(alpha=1.0)  # the published 0.5
+    assert model.compute_loss(batch, 0.2, 0.2).extra["drac_value"] == pytest.approx(0.5 * full, rel=1e-6)
 
 
 def test_drac_gradient_reaches_parameters_only_through_the_augmented_branch():
-    model = make("drac", augment=AugmentConfig("crop"), drac=DrACConfig(alpha=1.0))
+    model = make("drac", augment=AugmentConfig("crop"), drac=DrACConfig(alpha=1.0, policy_term="kl"))
     batch = first_batch(model)
     actions = batch.actions.long().flatten()
     loss = model.compute_loss(batch, 0.2, 0.2)
@@ -156,7 +174,7 @@ def test_drac_gradient_reaches_parameters_only_through_the_augmented_branch():
             v_raw, _, _, d_raw, _ = model.evaluate(batch.observations, actions)
         v_aug, _, _, d_aug, _ = model.evaluate(model.augment(batch.observations), actions)
         p, log_p, log_q = d_raw.distribution.probs, d_raw.distribution.logits, d_aug.distribution.logits
-        ((p * (log_p - log_q)).sum(1).mean() + (v_aug - v_raw).pow(2).mean()).backward()
+        ((p * (log_p - log_q)).sum(1).mean() + 0.5 * (v_aug - v_raw).pow(2).mean()).backward()
         return grads(model)
 
     augmented_only, both = regulariser(False), regulariser(True)
@@ -212,8 +230,82 @@ class EpisodeReturns(BaseCallback):
         return True
 
 
-def test_ucb_drac_rewards_each_arm_with_the_next_rollout_and_logs_it():
+def published_ucb(rewards: list[float], arms: int = 8, c: float = 0.1, window: int = 10) -> list[int]:
+    """auto-drac ucb_drac.py 52-77 as written there: counts and N start at 1, argmax (lowest index
+    on ties), Q = mean of a deque of the last `window` rewards."""
+    from collections import deque
+
+    total, counts, q = 1, [1.0] * arms, [0.0] * arms
+    windows = [deque(maxlen=window) for _ in range(arms)]
+    chosen = []
+    for r in rewards:
+        scores = [q[i] + c * math.sqrt(math.log(total) / counts[i]) for i in range(arms)]
+        arm = max(range(arms), key=lambda i: (scores[i], -i))
+        chosen.append(arm)
+        total, counts[arm] = total + 1, counts[arm] + 1
+        windows[arm].append(r)
+        q[arm] = sum(windows[arm]) / len(windows[arm])
+    return chosen
+
+
+def rollout_return_targets(updates: int, win: float) -> list[float]:
+    """Rewards built the published way: per update, the mean GAE return target (gamma 0.999, lambda
+    0.95, values 0) of a rollout of 16 envs x 32 steps of sparse rewards (`win` in 1 step of 40)."""
+    rng = np.random.default_rng(3)
+    out = []
+    for _ in range(updates):
+        rewards = (rng.random((32, 16)) < 1 / 40) * win
+        gae, returns = np.zeros(16), np.zeros((32, 16))
+        for t in reversed(range(32)):
+            gae = rewards[t] + 0.999 * 0.95 * gae
+            returns[t] = gae
+        out.append(float(returns.mean()))
+    return out
+
+
+def test_ucb_tries_every_arm_on_rewards_the_size_of_its_bonus_and_one_on_raw_returns():
+    # c = 0.1: an untried arm's bonus is 0.1 sqrt(ln N) (0.23 at N = 200). Return targets of that size
+    # (a win worth 0.3: mean ~0.08) let every arm in; coinrun's raw scale (10 a win: mean ~2.6) never does.
+    # (Whether a real run's normalised return targets are that small is what the measured run shows.)
+    small, raw = rollout_return_targets(200, 0.3), rollout_return_targets(200, 10.0)
+    for rewards in (small, raw):
+        bandit, chosen = UCBBandit(8, c=0.1, window=10), []
+        for r in rewards:
+            chosen.append(bandit.choose())
+            bandit.reward(chosen[-1], r)
+        assert chosen == published_ucb(rewards)
+    assert set(published_ucb(small)) == set(range(8))
+    assert set(published_ucb(raw)) == {0}
+
+
+def test_ucb_drac_rewards_each_arm_with_the_mean_return_target_of_the_next_rollout():
     ucb = UCBConfig(c=0.1, window=10, augmentations=("crop", "grayscale", "cutout"))
+    model = make("ucb_drac", ucb=ucb)
+    targets = ReturnTargets()
+    model.learn(3 * N_STEPS * N_ENVS, callback=targets)
+    rewarded = [r for arm in model.bandit.rewards for r in arm]
+    assert sum(model.bandit.pulls) == 2  # every update after the first rewards the arm before it
+    assert sorted(rewarded) == pytest.approx(sorted(targets.means[1:]))
+    assert model.logger.name_to_value["ucb/reward"] in rewarded
+
+
+class ReturnTargets(BaseCallback):
+    """The mean return target (GAE return) of each rollout's buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.means: list[float] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        returns = self.model.rollout_buffer.returns
+        self.means.append(float(returns.sum() / returns.size))
+
+
+def test_ucb_drac_rewards_each_arm_with_the_next_rollout_and_logs_it():
+    ucb = UCBConfig(c=0.1, window=10, augmentations=("crop", "grayscale", "cutout"), reward="episodes")
     model = make("ucb_drac", ucb=ucb)
     returns = EpisodeReturns()
     model.learn(3 * N_STEPS * N_ENVS, callback=returns)
@@ -284,6 +376,9 @@ def test_maze_observations_accept_only_grid_augmentations():
         (lambda: UCBConfig(window=0), "ucb.window must be an integer >= 1"),
         (lambda: UCBConfig(c=float("nan")), "ucb.c"),
         (lambda: UCBConfig(augmentations=("crop", "crop")), "names an augmentation twice"),
+        (lambda: UCBConfig(reward="wins"), "ucb.reward must be one of returns | episodes, got 'wins'"),
+        (lambda: DrACConfig(policy_term="js"), "drac.policy_term must be one of sample | kl"),
+        (lambda: DrACConfig(value_coef=-1), r"drac.value_coef must be a number in \[0, inf\)"),
     ],
 )
 def test_bad_settings_are_refused(build, match):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 
 from heldout import envs
 from heldout.cli import UsageError
@@ -136,9 +136,7 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         )
     test_sets = load_test_sets(family, cfg)
     level_env = family.make_vec(cfg.env.num_envs, train_levels, seed=cfg.seed, **options)
-    env: VecEnv = level_env
-    if cfg.ppo.normalize_reward:
-        env = VecNormalize(level_env, norm_obs=False, norm_reward=True, gamma=cfg.ppo.gamma)
+    env: VecEnv = cfg.ppo.reward_normalizer(level_env)
     settings = {section: getattr(cfg, section) for section in agents.sections(cfg.agent)}
     model = agents.make(
         cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=agents.resolve_device(cfg.device),

@@ -6,7 +6,8 @@ every random number from ``generator`` (never from torch's global RNG), on the g
 device, and moves the few drawn parameters to the batch's device: the same generator state
 gives the same augmentation on CPU and CUDA. It returns a new (N, H, W, C) contiguous tensor of
 the input's dtype whose values stay in the input's range: float batches carry the same 0..255
-values a uint8 batch would (stable-baselines3's rollout buffer hands the loss float32 pixels).
+values a uint8 batch would (stable-baselines3's rollout buffer hands the loss float32 pixels). One
+built-in exception, as published: ``random_conv`` leaves float outputs unclamped.
 Its keyword-only parameters with defaults are its settings (``Augmentation.defaults``).
 
 Symbolic grids (the maze family: wall, goal and direction-code channels of an egocentric view,
