@@ -20,7 +20,7 @@ MAZE_SPACE = MazeLevelSpace()  # maze checkpoints hold levels, read with the fam
 MAZE = [
     "--env", "maze", "--env.num_envs", "8", "--ppo.n_steps", "64", "--ppo.n_minibatches", "2",
     "--ppo.n_epochs", "2", "--eval.episodes", "4", "--eval.final_episodes", "8", "--eval.num_envs", "4",
-    "--torch_threads", "1", "--no-progress",
+    "--torch_threads", "1", "--no-progress", "--env.test_levels", "test",
 ]  # fmt: skip
 PROCGEN = [
     "--env.num_envs", "4", "--ppo.n_steps", "32", "--ppo.n_minibatches", "2", "--ppo.n_epochs", "1",

@@ -328,7 +328,7 @@ def test_dred_sample_prints_a_level_file(tmp_path, cli_model):
 MAZE_FAST = [
     "--env", "maze", "--env.num_envs", "8", "--ppo.n_steps", "64", "--ppo.n_minibatches", "2",
     "--ppo.n_epochs", "2", "--eval.episodes", "6", "--eval.final_episodes", "12", "--eval.num_envs", "6",
-    "--torch_threads", "1", "--no-progress", "--train-levels", "6", "--sampler", "dred",
+    "--torch_threads", "1", "--no-progress", "--train-levels", "6", "--sampler", "dred", "--env.test_levels", "test",
 ]  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from heldout.cli import main
 SLOW = [
     "--env", "maze", "--env.num_envs", "8", "--ppo.n_steps", "64", "--ppo.n_minibatches", "2",
     "--ppo.n_epochs", "1", "--eval.num_envs", "6", "--eval.final_episodes", "6", "--torch_threads", "1",
-    "--no-progress", "--steps", "10000000", "--checkpoint_interval", "0",
+    "--no-progress", "--steps", "10000000", "--checkpoint_interval", "0", "--env.test_levels", "test",
 ]  # fmt: skip
 ROLLOUT = 8 * 64
 

@@ -16,7 +16,7 @@ from heldout.cli import main
 MAZE_FAST = [
     "--env", "maze", "--env.num_envs", "8", "--ppo.n_steps", "64", "--ppo.n_minibatches", "2",
     "--ppo.n_epochs", "1", "--eval.episodes", "4", "--eval.final_episodes", "4", "--eval.num_envs", "4",
-    "--torch_threads", "1", "--no-progress",
+    "--torch_threads", "1", "--no-progress", "--env.test_levels", "test",
 ]  # fmt: skip
 
 
