@@ -12,7 +12,9 @@ from pathlib import Path
 
 
 def read_text(path: str | Path, what: str) -> str:
-    """The UTF-8 text of ``path`` (``what``: e.g. ``"config file"``, ``"level file"``)."""
+    """The UTF-8 text of ``path`` (``what``: e.g. ``"config file"``, ``"level file"``), as written on
+    any system: a leading byte-order mark is dropped and Windows (CRLF) or old Mac (CR) line ends
+    read as ``\n``, so a format error's line and column count as the user's editor does."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
@@ -25,9 +27,10 @@ def read_text(path: str | Path, what: str) -> str:
     except OSError as err:
         raise ValueError(f"{what} {str(path)!r} cannot be read ({err.strerror or err}); check the path") from None
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValueError(f"{what} {str(path)!r} is not a text file (not UTF-8); is it the right file?") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def check_dir_path(path: str | Path, what: str) -> None:

@@ -156,7 +156,7 @@ class LevelSpace:
         from heldout.userfiles import read_text
 
         path = Path(path)
-        blocks = [b for b in read_text(path, "level file").replace("\r\n", "\n").split("\n\n") if b.strip()]
+        blocks = [b for b in read_text(path, "level file").split("\n\n") if b.strip()]
         levels = []
         for i, block in enumerate(blocks):
             try:
