@@ -270,6 +270,15 @@ def cli_model(tmp_path_factory):
     return out
 
 
+def test_dred_fit_defaults_to_the_training_levels_heldout_train_uses(tmp_path):
+    out = tmp_path / "default.pt"
+    tiny = "{max_epochs: 1, latent_dim: 4, hidden_dim: 8, channels: 4}"
+    assert main(["dred", "fit", "--env", "maze", "--set", tiny, "--out", str(out), "--no-progress"]) == 0
+    # the maze preset's 25 training levels (the family's own default set holds 200)
+    wanted = [fingerprint(SPACE.encode(lv)) for lv in MazeFamily().level_set("train", num_train_levels=25)]
+    assert load(out).fingerprints == wanted
+
+
 def test_dred_fit_writes_a_model_and_tensorboard_logs(cli_model, scalar_tags):
     model = load(cli_model)
     assert len(model.levels) == 6 and model.holdout == []  # published: fitted on every training level

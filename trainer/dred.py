@@ -259,7 +259,10 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     f = dred_sub.add_parser("fit", help="fit the VAE on a level set (the training levels)")
     f.add_argument("--env", default="maze", help="environment family (default maze)")
     f.add_argument("--levels", default="train", help="level set name or level file (default train)")
-    f.add_argument("--train-levels", type=int, default=None, help="levels in the train set (default: the family's)")
+    f.add_argument(
+        "--train-levels", type=int, default=None,
+        help="levels in the train set (default: as many as `heldout train --env ENV` uses: its preset's env.num_train_levels)",
+    )  # fmt: skip
     f.add_argument("--level-seed", type=int, default=0, help="seed of the level sets (default 0)")
     f.add_argument("--out", required=True, help="the model file to write")
     f.add_argument("--tb", default=None, help="TensorBoard directory (default: OUT without suffix + '-tb')")
@@ -301,7 +304,8 @@ def run_fit(args: argparse.Namespace) -> int:
         raise UsageError(f"--set is not valid YAML: {err}") from None
     space = family.level_space()
     if args.levels in family.level_set_names:
-        levels = family.level_set(args.levels, num_train_levels=args.train_levels, level_seed=args.level_seed)
+        num_train = args.train_levels if args.train_levels is not None else _train_levels_of_preset(args.env)
+        levels = family.level_set(args.levels, num_train_levels=num_train, level_seed=args.level_seed)
     elif Path(args.levels).is_file():
         levels = space.read_levels(args.levels)
     else:
@@ -334,6 +338,14 @@ def run_fit(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {out} (TensorBoard: {tb})")
     return 0
+
+
+def _train_levels_of_preset(env_name: str) -> int:
+    """How many training levels ``heldout train --env ENV`` plays: its preset's ``env.num_train_levels``
+    (the maze preset's 25), so a model fitted with the defaults is the one such a run accepts."""
+    from heldout.trainer import config
+
+    return config.preset(config.preset_for_env(env_name)).env.num_train_levels
 
 
 def run_sample(args: argparse.Namespace) -> int:
