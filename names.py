@@ -8,6 +8,7 @@ can all use it without importing one another.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,3 +43,17 @@ def check_new_name(kind: str, name: str, registry: Mapping[str, Any], value: Any
     if name in registry and not replace and registry[name] is not value:
         article = "an" if kind[:1].lower() in "aeiou" else "a"
         raise ValueError(f"{article} {kind} named {name!r} is already registered; pass replace=True")
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_+=,-][A-Za-z0-9_.+=,-]*")
+
+
+def check_plain_name(kind: str, name: str) -> str:
+    """``name`` if it can serve as a file or folder name as it is (letters, digits and ``_.+=,-``,
+    not starting with a dot: no separators, no ``..``); ValueError naming the problem otherwise."""
+    if not _PLAIN.fullmatch(name) or len(name) > 128:
+        raise ValueError(
+            f"{kind} {name!r} cannot name a folder: use letters, digits and _ . + = , - "
+            "(no path separators, not starting with a dot, at most 128 characters)"
+        )
+    return name

@@ -21,10 +21,12 @@ Every run's config is built and validated before anything starts.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heldout.names import check_plain_name
 from heldout.trainer import config
 from heldout.trainer.config import TrainConfig
 
@@ -64,15 +66,21 @@ def _methods(spec: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
     for name, overrides in named.items():
         if not isinstance(overrides, dict):
             raise ValueError(f"{source}: method {name!r} must be a mapping of settings, e.g. {{sampler.name: plr}}")
-        methods[str(name)] = flatten(overrides)
+        try:
+            methods[check_plain_name("method name", str(name))] = flatten(overrides)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
     grid = spec.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ValueError(f"{source}: grid must map settings to non-empty lists, e.g. {{sampler.name: [uniform, plr]}}")
     if grid:
         keys = list(flatten(grid))
         for values in itertools.product(*flatten(grid).values()):
-            label = "-".join(str(v).replace("/", "-") for v in values)
-            methods[label] = dict(zip(keys, values))
+            label = "-".join(re.sub(r"[^A-Za-z0-9_.+=,-]", "-", str(v)) for v in values)
+            try:
+                methods[check_plain_name("grid method name", label)] = dict(zip(keys, values))
+            except ValueError as err:
+                raise ValueError(f"{source}: {err}; name it under methods: instead") from None
     if not methods:
         raise ValueError(f"{source}: name at least one method (methods: or grid:)")
     return methods

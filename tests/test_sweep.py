@@ -58,6 +58,10 @@ def test_plan_builds_every_method_and_seed_with_validated_configs():
         ({"grid": {"ppo.lr": [-1.0]}}, "ppo.lr"),
         ({"grid": {"ppo.nope": [1]}}, "unknown setting 'ppo.nope'"),
         ({"methods": {"a": "plr"}}, "mapping of settings"),
+        ({"methods": {"../escape": {"sampler.name": "plr"}}}, "method name '../escape' cannot name a folder"),
+        ({"methods": {"a/b": {"sampler.name": "plr"}}}, "method name 'a/b' cannot name a folder"),
+        ({"methods": {".hidden": {"sampler.name": "plr"}}}, "method name '.hidden' cannot name a folder"),
+        ({"grid": {"env.train_set": [".."]}}, "grid method name '..' cannot name a folder"),
     ],
 )
 def test_bad_specs_name_the_problem(spec, problem):
