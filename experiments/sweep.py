@@ -176,9 +176,9 @@ def sweep(spec: dict[str, Any], sweep_dir: Path, *, workers: int | None = None, 
     except ValueError as err:
         raise UsageError(str(err)) from None
     threads = runs[0].cfg.torch_threads
-    workers = workers or max(1, (os.cpu_count() or 1) // threads)
-    if workers < 1:
-        raise UsageError("--workers must be at least 1")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}; leave it out for one per {threads} core(s)")
+    workers = workers if workers is not None else max(1, (os.cpu_count() or 1) // threads)
     if backend not in ("local", "ray"):
         raise UsageError(f"unknown backend {backend!r}; use local or ray")
     launch = None

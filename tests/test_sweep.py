@@ -81,6 +81,8 @@ def test_bad_command_lines_exit_2_and_write_nothing(tmp_path, capsys):
     bad.write_text("grid: [1, 2\n")
     assert main(["sweep", str(bad), "--sweep-dir", str(out)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+    assert main(["sweep", "--grid", "sampler.name=uniform", "--workers", "0", "--sweep-dir", str(out)]) == 2
+    assert "--workers must be at least 1, got 0" in capsys.readouterr().err
     assert not out.exists()
 
 
