@@ -61,7 +61,12 @@ def load(paths: list[Path]) -> tuple[list[Run], list[str]]:
     """The finished runs under ``paths`` (a sweep directory, or run directories) and a line for
     each run left out (unfinished or failed)."""
     runs, left_out = [], []
+    seen: dict[Path, Path] = {}
     for path in paths:
+        where = path.resolve()
+        if where in seen:
+            raise UsageError(f"{path} is named twice (as {seen[where]} before); name each run or sweep directory once")
+        seen[where] = path
         if (path / INDEX).is_file():
             for entry in report.read_json(path / INDEX)["runs"]:
                 run_dir = path / entry["name"]

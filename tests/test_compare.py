@@ -130,6 +130,7 @@ def test_bare_run_directories_are_labelled_from_their_config(tmp_path):
         (lambda p: [make_run(p / "x", "plr", 1, 1, 1, finished=False)], "no finished runs"),
         (lambda p: [make_run(p / "x", "plr", 1, 1, 1), make_run(p / "y", "plr", 1, 1, 1, env="procgen/coinrun")],
          "mix env values"),
+        (lambda p: [make_run(p / "x", "plr", 1, 1, 1), p / "x" / ".." / "x"], "is named twice"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, setup, problem):
