@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         userfiles.check_file_path(output, "--output")
     except ValueError as err:
         raise UsageError(str(err)) from None
+    _check_not_the_runs_own(output, run_dir)
     if (run_dir / CHECKPOINT).is_dir():
         raise UsageError(f"{run_dir / CHECKPOINT} is a directory, not a checkpoint file; put the run's checkpoint back")
     if not (run_dir / CHECKPOINT).exists():
@@ -88,3 +89,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {output}")
     run.env.close()
     return 0
+
+
+RUN_FILES = ("config.yaml", "report.json", "report.md", "evaluations.jsonl", "probe.jsonl", "untrained.json")
+RUN_FOLDERS = ("checkpoints", "tb", "dred")
+
+
+def _check_not_the_runs_own(output: Path, run_dir: Path) -> None:
+    """Refuse an ``--output`` that would replace a file the run itself wrote (its report, config,
+    records) or land in one of its folders: ``compare`` and ``--resume`` read those."""
+    try:
+        inside = output.resolve().relative_to(run_dir.resolve())
+    except ValueError:
+        return
+    if str(inside) in RUN_FILES or (inside.parts and inside.parts[0] in RUN_FOLDERS):
+        raise UsageError(
+            f"--output {output} would replace the run's own {inside}; write elsewhere, e.g. {run_dir / 'eval-NAME.json'}"
+        )
