@@ -31,6 +31,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from stable_baselines3.common.type_aliases import MaybeCallback
 
 from heldout.trainer.build import Run
@@ -88,7 +90,9 @@ def train_loop(
 
         # -- collect one rollout on the levels the sampler draws
         glue.set_progress(steps / total_timesteps)
-        glue.begin_rollout(model)  # DRED: warm-up, replay or proposal rollout; others: nothing
+        if glue.begin_rollout() is not None:  # DRED: a warm-up, replay or proposal rollout
+            model._last_obs = model.env.reset()  # every slot starts on the plan
+            model._last_episode_starts = np.ones((model.env.num_envs,), dtype=bool)
         if not model.collect_rollouts(model.env, callbacks, model.rollout_buffer, n_rollout_steps=model.n_steps):
             break
         iteration += 1

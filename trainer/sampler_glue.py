@@ -9,9 +9,9 @@ episode in every slot plays a level the sampler chose, marked as a replay or not
 rollout:
 
 * before the rollout calls :meth:`~SamplerGlue.begin_rollout`: a sampler that plans whole
-  rollouts (DRED's warm-up, then replay and proposal rollouts in turn) gets its plan, and every
-  env slot restarts on it (the episodes under way are scored as they are); for any other
-  sampler it does nothing;
+  rollouts (DRED's warm-up, then replay and proposal rollouts in turn) gets its plan (the
+  episodes under way are scored as they are) and the loop resets the env, so every slot
+  restarts on it; for any other sampler it does nothing;
 * passes :attr:`SamplerGlue.steps` (a callback) to ``collect_rollouts``: per step it reads, from
   the env's step infos, the level each slot played and whether it was a replay (the env reports
   both: the glue keeps no copy of the slots), and hands every finished episode's true return to
@@ -236,18 +236,15 @@ class SamplerGlue:
         """Tell the sampler the fraction of training done (for scheduled parameters such as DRED's eta)."""
         self.sampler.set_progress(fraction)
 
-    def begin_rollout(self, model: Any) -> str | None:
+    def begin_rollout(self) -> str | None:
         """Before a rollout: for a sampler that plans rollouts (``plans_rollouts``), score the
-        episodes under way as they are (:meth:`restart`), get the plan and restart every env slot
-        on it (``model.env.reset()``, through any wrapper); returns the plan's kind. Any other
+        episodes under way as they are (:meth:`restart`) and get the plan; returns its kind, and
+        the caller then resets the env so that every slot starts on the plan. Any other
         sampler: nothing happens (None)."""
         if not self.sampler.plans_rollouts:
             return None
         self.restart()
-        kind = self.sampler.begin_rollout(self.level_env.num_envs)
-        model._last_obs = model.env.reset()
-        model._last_episode_starts = np.ones((model.env.num_envs,), dtype=bool)
-        return kind
+        return self.sampler.begin_rollout(self.level_env.num_envs)
 
     def restart(self) -> list[EpisodeScore]:
         """The env was reset (a fresh start): score the episodes carried from an earlier rollout
