@@ -22,7 +22,7 @@ from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
 from heldout.level_samplers.registry import (
     PROVIDED,
     Parameter,
-    defaults,
+    family_defaults,
     get,
     make,
     names,
@@ -48,7 +48,7 @@ __all__ = [
     "PLRSampler",
     "RobustPLRSampler",
     "UniformSampler",
-    "defaults",
+    "family_defaults",
     "get",
     "make",
     "names",

@@ -159,13 +159,14 @@ def family_key(family: str, keys: Any) -> str | None:
     return None
 
 
-def defaults(name: str, family: str | None = None) -> dict[str, Any]:
-    """Sampler ``name``'s parameter defaults on env family ``family``: the constructor's, with
-    the sampler's ``family_defaults`` for that family over them."""
+def family_defaults(name: str, family: str) -> dict[str, Any]:
+    """The parameters of sampler ``name`` whose default differs on env family ``family`` (its
+    ``family_defaults`` for that family), with those values, in parameter order."""
     out = {}
     for k, p in specs(name).items():
-        key = None if family is None else family_key(family, p.by_family)
-        out[k] = p.default if key is None else p.by_family[key]
+        key = family_key(family, p.by_family)
+        if key is not None:
+            out[k] = p.by_family[key]
     return out
 
 

@@ -76,10 +76,9 @@ class SamplerConfig:
             key: value if key in trainer else _sampler_value(self.name, specs[key], value)
             for key, value in self.params.items()
         }
-        for key, spec in specs.items():
-            found = None if family is None else level_samplers.registry.family_key(family, spec.by_family)
-            if found is not None and key not in self.params:
-                self.params[key] = spec.by_family[found]
+        if family is not None:
+            for key, value in level_samplers.registry.family_defaults(self.name, family).items():
+                self.params.setdefault(key, value)
 
 
 def trainer_keys(sampler: str) -> frozenset[str]:
