@@ -99,7 +99,12 @@ def test_episodes_reset_themselves_and_state_round_trips():
 
 
 def test_gymnasium_form_and_bad_actions():
-    env = MazeEditorEnv(size=5, n_walls=1, z_dim=2)
+    import gymnasium
+
+    from heldout.envs.maze import EDITOR_GYM_ID
+
+    env = gymnasium.make(EDITOR_GYM_ID, size=5, n_walls=1, z_dim=2).unwrapped
+    assert isinstance(env, MazeEditorEnv)
     env.reset(seed=0)
     env.step(cell(1, 1))
     env.step(cell(2, 2))

@@ -13,6 +13,9 @@ Modules: :mod:`.level` (MazeLevel, bytes and array encodings), :mod:`.text` (tex
 :mod:`.minigrid` (conversion), :mod:`.family`, :mod:`.cli`.
 """
 
+import gymnasium as gym
+
+from heldout.envs.maze.editor import MazeEditorEnv, MazeEditorVecEnv
 from heldout.envs.maze.family import MazeFamily, MazeOptions
 from heldout.envs.maze.generators import GENERATORS, HELD_OUT_FAMILIES, TRAIN_FAMILIES, generate
 from heldout.envs.maze.level import MazeLevel
@@ -32,6 +35,9 @@ __all__ = [
     "HELD_OUT_FAMILIES",
     "LEVEL_SET_NAMES",
     "TRAIN_FAMILIES",
+    "EDITOR_GYM_ID",
+    "MazeEditorEnv",
+    "MazeEditorVecEnv",
     "MazeEnv",
     "MazeFamily",
     "MazeLevel",
@@ -58,6 +64,12 @@ __all__ = [
     "split_by_size",
     "to_minigrid",
 ]
+
+
+EDITOR_GYM_ID = "heldout/maze-editor-v0"
+"""``gymnasium.make(EDITOR_GYM_ID, size=13, n_walls=50, z_dim=50)``: PAIRED's level editor."""
+if EDITOR_GYM_ID not in gym.registry:
+    gym.register(id=EDITOR_GYM_ID, entry_point="heldout.envs.maze.editor:MazeEditorEnv")
 
 
 def families() -> list[MazeFamily]:
