@@ -1,0 +1,59 @@
+"""PAIRED's adversary: designs one level per slot, learns from regret on the last step, resumes."""
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.logger import configure
+
+from heldout.envs.maze import MazeLevel
+from heldout.trainer.adversary import Adversary, AdversaryConfig
+
+TINY = AdversaryConfig(n_walls=3, z_dim=4, lstm_hidden_size=16, conv_channels=4, n_epochs=1)
+
+
+def make(seed=0, cfg=TINY, envs=3):
+    th.manual_seed(seed)
+    adv = Adversary(envs, 5, cfg, seed=seed)
+    adv.set_logger(configure(None, []))
+    return adv
+
+
+def test_design_builds_one_level_per_slot_and_is_deterministic():
+    a = make()
+    levels = a.design()
+    assert len(levels) == 3 and all(isinstance(lv, MazeLevel) and lv.shape == (5, 5) for lv in levels)
+    assert all(lv.goal != lv.start and lv.num_walls <= 3 for lv in levels)
+    assert make().design() == levels  # sb3 seeds torch's generator: the same seed, the same levels
+    assert a.model.num_timesteps == 3 * 5  # 5 steps (goal, agent, 3 walls) in 3 slots
+
+
+def test_regret_is_the_last_step_reward_and_returns_follow_it():
+    cfg = AdversaryConfig(**{**TINY.__dict__, "gae_lambda": 1.0, "n_epochs": 1})
+    adv = make(cfg=cfg)
+    adv.design()
+    buffer = adv.model.rollout_buffer
+    values = buffer.values.copy()
+    before = [p.detach().clone() for p in adv.model.policy.parameters()]
+    adv.learn(np.array([0.5, 0.0, -0.25]))
+    assert np.all(buffer.rewards[:-1] == 0) and buffer.rewards[-1].tolist() == [0.5, 0.0, -0.25]
+    # lambda 1, episode ends at the last step: the return of step t is gamma^(T-1-t) * regret
+    t = np.arange(5)[:, None]
+    expected = 0.995 ** (4 - t) * np.array([0.5, 0.0, -0.25])[None, :]
+    assert buffer.returns == pytest.approx(expected, abs=1e-6)
+    assert buffer.advantages == pytest.approx(expected - values, abs=1e-6)
+    assert any(not th.equal(p, q) for p, q in zip(before, adv.model.policy.parameters()))
+
+
+def test_state_round_trip_designs_the_same_next_levels():
+    a = make()
+    a.design()
+    a.learn(np.array([0.1, 0.2, 0.3]))
+    state = a.state_dict()
+    rng = th.get_rng_state()
+    following = a.design()
+    b = make(seed=1)
+    b.load_state_dict(state)
+    th.set_rng_state(rng)
+    assert b.design() == following
+    assert b.model.num_timesteps == a.model.num_timesteps
+    assert 0.0 < a.entropy() <= np.log(25) + 1e-6
