@@ -208,6 +208,11 @@ class EnvFamily(ABC):
         single = [self.make(lset, **options) for _ in range(num_envs)]
         return GymLevelVecEnv(single, lset, self.level_space(**options), seed=seed)
 
+    def level_editor(self, num_envs: int, *, seed: int = 0, n_walls: int = 50, z_dim: int = 50, **options: Any) -> VecEnv:
+        """A vectorised level editor an adversary builds levels in (PAIRED); NotImplementedError
+        for a family without one."""
+        raise NotImplementedError(f"the {self.name} family has no level editor")
+
     def normalise(self, returns: np.ndarray, **options: Any) -> np.ndarray | None:
         """Returns mapped to the family's normalised score, or None where it defines none
         (``options``: those the env was made with, e.g. Procgen's ``distribution_mode``)."""

@@ -18,6 +18,7 @@ from heldout.level_samplers.accel import ACCELSampler
 from heldout.level_samplers.base import Level, LevelSampler
 from heldout.level_samplers.dred import DREDSampler
 from heldout.level_samplers.dr import DRSampler
+from heldout.level_samplers.paired import PAIREDSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
 from heldout.level_samplers.registry import (
     PROVIDED,
@@ -45,6 +46,7 @@ __all__ = [
     "LevelSampler",
     "PROVIDED",
     "Parameter",
+    "PAIREDSampler",
     "PLRSampler",
     "RobustPLRSampler",
     "UniformSampler",

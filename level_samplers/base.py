@@ -187,6 +187,11 @@ class LevelSampler(ABC):
         (ACCEL: ``edits``, the number of edits since its seed level). No state changes."""
         return {}
 
+    scores_from_rollout: bool = True
+    """False for a sampler whose scores the trainer computes from more than the agent's rollout
+    (PAIRED's regret needs the antagonist's): the glue then scores no episodes itself and the
+    trainer calls ``update`` (through :meth:`SamplerGlue.record`)."""
+
     plans_rollouts: bool = False
     """True for a sampler that plans whole rollouts (DRED's alternation): before each rollout the
     glue calls :meth:`begin_rollout` and restarts every env slot, which then draws with

@@ -14,8 +14,20 @@ at 0 (``form="dcd"``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from heldout.level_samplers.base import (
+    Level,
+    LevelSampler,
+    check_choice,
+    check_positive,
+    check_score_value,
+    resolve_levels,
+    rng_state,
+    set_rng_state,
+)
 
 REGRET_FORMS = ("jaxued", "dcd")
 
@@ -48,3 +60,120 @@ def adversary_rewards(regrets: np.ndarray, episode_steps: int) -> np.ndarray:
     rewards = np.zeros((int(episode_steps), regrets.size), dtype=np.float32)
     rewards[-1] = regrets
     return rewards
+
+
+class PAIREDSampler(LevelSampler):
+    """PAIRED (Dennis et al. 2020): every rollout plays levels an adversary has just designed.
+
+    Before each rollout the trainer's ``designer`` (PAIRED's adversary in the level editor,
+    :mod:`heldout.trainer.paired`) builds one level per env slot; the slot plays it for the
+    whole rollout, episode after episode (jaxued's ``AutoReplayWrapper``). The trainer then scores
+    each slot with its :func:`regret` and hands it to :meth:`update`; nothing is replayed later.
+    Unsolvable designs are kept and played (the published setting); :meth:`diagnostics` reports
+    their share. ``--env.train_set`` only fills the slots before the first design.
+
+    Args:
+        regret: ``jaxued`` (antagonist max - protagonist mean) or ``dcd`` (the same, clipped at 0).
+        n_walls: wall placements of an editor episode (dcd's n_clutter: 50, so 52 steps).
+        z_dim: size of the adversary's random vector z (dcd: 50; jaxued: 16).
+        adversary_lr: the adversary's learning rate (jaxued adv_lr 1e-4).
+        adversary_epochs: the adversary's PPO epochs per update (jaxued adv_epoch_ppo 5).
+        adversary_entropy: the adversary's entropy coefficient (jaxued adv_entropy_coeff 1e-3).
+    """
+
+    name = "paired"
+    plans_rollouts = True
+    scores_from_rollout = False
+    finite = False
+
+    def __init__(
+        self,
+        levels: Any,
+        *,
+        designer: Any,
+        space: Any = None,
+        seed: int = 0,
+        regret: str = "jaxued",
+        n_walls: int = 50,
+        z_dim: int = 50,
+        adversary_lr: float = 1e-4,
+        adversary_epochs: int = 5,
+        adversary_entropy: float = 1e-3,
+    ) -> None:
+        finite, draw = resolve_levels(levels)
+        if not callable(getattr(designer, "design", None)):
+            raise TypeError("PAIRED needs a designer with design(num_slots) -> levels (the trainer provides it)")
+        self.regret_form = check_choice("regret", regret, REGRET_FORMS)
+        for param, value in (("n_walls", n_walls), ("z_dim", z_dim), ("adversary_epochs", adversary_epochs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if param == "adversary_epochs" else 0):
+                raise ValueError(f"{param} must be a whole number >= {1 if param == 'adversary_epochs' else 0}, got {value!r}")
+        check_positive("adversary_lr", adversary_lr)
+        if not 0 <= float(adversary_entropy) < 1:
+            raise ValueError(f"adversary_entropy must be in [0, 1), got {adversary_entropy!r}")
+        self.designer, self.space = designer, space
+        self._rng = np.random.default_rng(seed)
+        self._first = finite[0] if finite is not None else draw(self._rng)  # type: ignore[misc]
+        self._plan: list[Level] = []
+        self._last: dict[Level, float] = {}
+        self._designed = 0
+        self._unsolvable = 0
+        self._regrets: list[float] = []
+
+    def begin_rollout(self, num_slots: int) -> str:
+        plan = list(self.designer.design(num_slots))
+        if len(plan) != num_slots:
+            raise RuntimeError(f"the designer built {len(plan)} levels for {num_slots} env slots")
+        self._plan = plan
+        self._designed += len(plan)
+        self._regrets = []
+        if self.space is not None:
+            self._unsolvable += sum(not self.space.is_solvable(level) for level in plan)
+        return "design"
+
+    def sample_for_slot(self, slot: int) -> tuple[Level, bool]:
+        return (self._plan[slot] if self._plan else self._first), False
+
+    def sample_with_replay_flag(self) -> tuple[Level, bool]:
+        return self.sample_for_slot(0)
+
+    def update(self, level: Level, score: float, *, max_return: float | None = None) -> None:
+        """Record a designed level's regret (it is not kept for replay)."""
+        if level not in self._plan:
+            raise ValueError(f"level {level!r} was not designed for the latest rollout")
+        self._last[level] = check_score_value(level, score)
+        self._regrets.append(self._last[level])
+
+    def probabilities(self) -> dict[Level, float]:
+        return {}
+
+    def level_scores(self) -> dict[Level, float]:
+        return dict(self._last)
+
+    def max_return(self, level: Level) -> float | None:
+        return None
+
+    @property
+    def num_seen(self) -> int:
+        return self._designed
+
+    def diagnostics(self) -> dict[str, float]:
+        out: dict[str, float] = {"num_designed": float(self._designed)}
+        if self.space is not None and self._designed:
+            out["unsolvable_fraction"] = self._unsolvable / self._designed
+        if self._regrets:
+            out["regret_mean"] = float(np.mean(self._regrets))
+            out["regret_max"] = float(np.max(self._regrets))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rng": rng_state(self._rng), "plan": list(self._plan), "last": dict(self._last),
+            "designed": self._designed, "unsolvable": self._unsolvable, "regrets": list(self._regrets),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        set_rng_state(self._rng, state["rng"])
+        self._plan = list(state["plan"])
+        self._last = dict(state["last"])
+        self._designed, self._unsolvable = int(state["designed"]), int(state["unsolvable"])
+        self._regrets = list(state["regrets"])

@@ -20,6 +20,7 @@ from heldout.level_samplers.accel import ACCELSampler
 from heldout.level_samplers.base import LevelSampler, resolve_levels
 from heldout.level_samplers.dr import DRSampler
 from heldout.level_samplers.dred import DREDSampler
+from heldout.level_samplers.paired import PAIREDSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
 from heldout.level_samplers.uniform import UniformSampler
 from heldout.names import check_new_name, unknown_name_error
@@ -28,6 +29,7 @@ _SAMPLERS: dict[str, type[LevelSampler]] = {
     "accel": ACCELSampler,
     "dr": DRSampler,
     "dred": DREDSampler,
+    "paired": PAIREDSampler,
     "plr": PLRSampler,
     "robust_plr": RobustPLRSampler,
     "uniform": UniformSampler,
@@ -56,8 +58,9 @@ def get(name: str) -> type[LevelSampler]:
     return _SAMPLERS[name]
 
 
-PROVIDED: tuple[str, ...] = ("space", "generator")
-"""Constructor keywords the trainer provides (the family's level space, DRED's generator)."""
+PROVIDED: tuple[str, ...] = ("space", "generator", "designer")
+"""Constructor keywords the trainer provides (the family's level space, DRED's generator,
+PAIRED's level-designing adversary)."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,9 @@ def takes_space(name: str) -> bool:
     return "space" in needs(name)
 
 
-def make(name: str, levels: Any, *, space: Any = None, generator: Any = None, **params: Any) -> LevelSampler:
+def make(
+    name: str, levels: Any, *, space: Any = None, generator: Any = None, designer: Any = None, **params: Any
+) -> LevelSampler:
     """A new sampler ``name`` over ``levels`` (a finite sequence, or a callable ``rng -> level``).
 
     ``space`` (the family's level space) and ``generator`` (DRED's) reach the samplers that
@@ -206,5 +211,5 @@ def make(name: str, levels: Any, *, space: Any = None, generator: Any = None, **
             f"level sampler {name!r} needs a finite level set, but the levels given are unbounded; "
             f"train on a finite set (e.g. --env.train_set train) or use one of {', '.join(finite_ok)}"
         )
-    provided = {"space": space, "generator": generator}
+    provided = {"space": space, "generator": generator, "designer": designer}
     return cls(levels, **params, **{k: provided[k] for k in needs(name)})

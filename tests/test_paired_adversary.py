@@ -5,15 +5,15 @@ import pytest
 import torch as th
 from stable_baselines3.common.logger import configure
 
-from heldout.envs.maze import MazeLevel
+from heldout.envs.maze import MazeEditorVecEnv, MazeLevel
 from heldout.trainer.adversary import Adversary, AdversaryConfig
 
-TINY = AdversaryConfig(n_walls=3, z_dim=4, lstm_hidden_size=16, conv_channels=4, n_epochs=1)
+TINY = AdversaryConfig(lstm_hidden_size=16, conv_channels=4, n_epochs=1)
 
 
 def make(seed=0, cfg=TINY, envs=3):
     th.manual_seed(seed)
-    adv = Adversary(envs, 5, cfg, seed=seed)
+    adv = Adversary(MazeEditorVecEnv(envs, size=5, n_walls=3, z_dim=4, seed=seed), cfg, seed=seed)
     adv.set_logger(configure(None, []))
     return adv
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from heldout.agents.lstm_policy import LSTMPolicy
 from heldout.agents.ppo_lstm import HeldoutRecurrentPPO
-from heldout.envs.maze.editor import DEFAULT_N_WALLS, DEFAULT_Z_DIM, MazeEditorVecEnv, observation_layout
+from heldout.envs.maze.editor import MazeEditorVecEnv, observation_layout
 from heldout.envs.maze.level import MazeLevel
 from heldout.level_samplers.paired import adversary_rewards
 
@@ -53,8 +53,6 @@ class EditorNet(BaseFeaturesExtractor):
 class AdversaryConfig:
     """The adversary's settings (jaxued ``maze_paired.py`` ``adv_*`` defaults)."""
 
-    n_walls: int = DEFAULT_N_WALLS
-    z_dim: int = DEFAULT_Z_DIM
     lr: float = 1e-4
     n_epochs: int = 5
     gamma: float = 0.995
@@ -85,14 +83,16 @@ class _CatchLevels(BaseCallback):
 
 
 class Adversary:
-    """The level-designing agent over ``num_envs`` editor slots of ``size`` x ``size`` mazes."""
+    """The level-designing agent over the slots of a level editor (``env``: a family's
+    ``level_editor``; its ``n_walls`` and ``z_dim`` are the editor's, not ``cfg``'s)."""
 
     def __init__(
-        self, num_envs: int, size: int, cfg: AdversaryConfig | None = None, *, seed: int = 0,
+        self, env: MazeEditorVecEnv, cfg: AdversaryConfig | None = None, *, seed: int = 0,
         device: str | th.device = "cpu",
     ) -> None:  # fmt: skip
         self.cfg = cfg = cfg or AdversaryConfig()
-        self.env = MazeEditorVecEnv(num_envs, size=size, n_walls=cfg.n_walls, z_dim=cfg.z_dim, seed=seed)
+        self.env = env
+        num_envs, size = env.num_envs, env.size
         steps = self.env.episode_steps
         self.model = HeldoutRecurrentPPO(
             LSTMPolicy, self.env, learning_rate=cfg.lr, n_steps=steps, batch_size=steps * num_envs,
@@ -100,7 +100,7 @@ class Adversary:
             ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, seed=seed, device=device,
             policy_kwargs=dict(
                 features_extractor_class=EditorNet,
-                features_extractor_kwargs=dict(size=size, n_walls=cfg.n_walls, z_dim=cfg.z_dim, channels=cfg.conv_channels),
+                features_extractor_kwargs=dict(size=size, n_walls=env.n_walls, z_dim=env.z_dim, channels=cfg.conv_channels),
                 lstm_hidden_size=cfg.lstm_hidden_size, shared_lstm=True, enable_critic_lstm=False,
                 net_arch=dict(pi=[32], vf=[32]), activation_fn=nn.ReLU,
             ),

@@ -33,6 +33,9 @@ class Run:
     """The env step of the latest periodic evaluation."""
     started: float = 0.0
     wall_time_before: float = 0.0
+    partner: Any = None
+    """Players beside the agent that the loop drives after each rollout (PAIRED's adversary and
+    antagonist, :class:`heldout.trainer.paired.PairedTeam`); None in most runs."""
 
     @property
     def env(self) -> VecEnv:
@@ -143,8 +146,11 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         **settings,
     )
     space = family.level_space(**options)
+    team = paired_team(cfg, family, train_levels, model) if "designer" in sampler_needs(cfg) else None
     try:
-        sampler = level_samplers.make(cfg.sampler.name, train_levels, space=space, **sampler_params(cfg, run_dir))
+        sampler = level_samplers.make(
+            cfg.sampler.name, train_levels, space=space, designer=team, **sampler_params(cfg, run_dir)
+        )
     except ValueError as err:
         raise UsageError(f"--sampler {cfg.sampler.name} with --env.train_set {cfg.env.train_set}: {err}") from None
     from heldout.trainer.level_stats import PlayedLevelStats, reference_levels
@@ -157,4 +163,36 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         glue = SamplerGlue(sampler, model, level_stats=stats if stats.enabled else None)
     except TypeError as err:
         raise UsageError(f"--sampler {cfg.sampler.name} with --agent {cfg.agent}: {err}") from None
-    return Run(cfg, model, glue, family, train_levels, test_sets, run_dir)
+    if team is not None:
+        team.attach(sampler)
+    return Run(cfg, model, glue, family, train_levels, test_sets, run_dir, partner=team)
+
+
+def paired_team(cfg: TrainConfig, family: envs.EnvFamily, train_levels: envs.LevelSet, model: Any) -> Any:
+    """PAIRED's adversary (in the family's level editor) and antagonist (an agent of the run's type)."""
+    from heldout import agents, level_samplers
+    from heldout.trainer.adversary import Adversary, AdversaryConfig
+    from heldout.trainer.paired import PairedTeam
+
+    params = {**level_samplers.parameters(cfg.sampler.name), **cfg.sampler.params}
+    options = dict(cfg.env.options)
+    try:
+        editor = family.level_editor(
+            cfg.env.num_envs, seed=cfg.seed, n_walls=params["n_walls"], z_dim=params["z_dim"], **options
+        )
+    except NotImplementedError as err:
+        raise UsageError(f"--sampler {cfg.sampler.name} needs a level editor: {err}; use --env maze") from None
+    except ValueError as err:
+        raise UsageError(f"--sampler {cfg.sampler.name}: {err}") from None
+    adv_cfg = AdversaryConfig(
+        lr=params["adversary_lr"], n_epochs=params["adversary_epochs"], ent_coef=params["adversary_entropy"]
+    )
+    adversary = Adversary(editor, adv_cfg, seed=cfg.seed, device=model.device)
+    level_env = family.make_vec(cfg.env.num_envs, train_levels, seed=cfg.seed + 1, **options)
+    settings = {section: getattr(cfg, section) for section in agents.sections(cfg.agent)}
+    antagonist = agents.make(
+        cfg.agent, cfg.ppo.reward_normalizer(level_env), ppo=cfg.ppo, network=cfg.network, seed=cfg.seed + 1,
+        device=model.device, **settings,
+    )  # fmt: skip
+    return PairedTeam(adversary, antagonist, level_env, regret_form=params["regret"])
+

@@ -147,6 +147,8 @@ def save_checkpoint(run: Run) -> None:
         "wall_time": run.wall_time_before + time.time() - run.started,
         "config": config.to_dict(run.cfg),
     }
+    if run.partner is not None:
+        extra["partner"] = run.partner.state_dict()
     state = capture(run.model, run.level_env, extra)
     save(state, run.run_dir / CHECKPOINT, run.level_env.level_space)
 
@@ -171,6 +173,8 @@ def restore_checkpoint(run: Run, state: dict[str, Any]) -> None:
     path = run.run_dir / CHECKPOINT
     try:
         run.glue.load_state_dict(state["sampler"])
+        if run.partner is not None:
+            run.partner.load_state_dict(state["partner"])
         restore(run.model, run.level_env, state)
     except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as err:
         detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

@@ -59,7 +59,8 @@ def train_loop(
     cfg, model, glue = run.cfg, run.model, run.glue
     total_timesteps, callbacks = model._setup_learn(  # sb3's own set-up of learn(): resets the env on a fresh start
         cfg.steps - model.num_timesteps if resume else cfg.steps,
-        [glue.steps, *_as_list(callback)], reset_num_timesteps=not resume,
+        [glue.steps, *(run.partner.callbacks if run.partner is not None else []), *_as_list(callback)],
+        reset_num_timesteps=not resume,
     )  # fmt: skip
     if not resume:
         glue.restart()  # the env was reset: episodes carried from an earlier rollout cannot go on
@@ -99,6 +100,8 @@ def train_loop(
 
         # -- score its episodes, update the sampler, set the loss mask
         episodes = glue.score(model)
+        if run.partner is not None:  # PAIRED: the antagonist's rollout, the regrets, its and the adversary's updates
+            run.partner.after_rollout(run)
         glue.update(episodes)
         mask = glue.loss_mask()
         if mask is not None:
@@ -108,6 +111,8 @@ def train_loop(
         model._update_current_progress_remaining(model.num_timesteps, total_timesteps)
         model.train()
         glue.log(model.logger, episodes)
+        if run.partner is not None:
+            run.partner.log(model.logger)
         model.dump_logs(iteration)
     if bar is not None:
         bar.close(model.num_timesteps)

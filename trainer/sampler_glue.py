@@ -249,6 +249,8 @@ class SamplerGlue:
     def restart(self) -> list[EpisodeScore]:
         """The env was reset (a fresh start): score the episodes carried from an earlier rollout
         as they were (``complete=False``) and update the sampler with them; they cannot go on."""
+        if not self.sampler.scores_from_rollout:
+            return []
         episodes = self.scorer.flush(self.sampler.max_return)
         self._apply(episodes)
         return episodes
@@ -256,6 +258,9 @@ class SamplerGlue:
     def score(self, model: Any) -> list[EpisodeScore]:
         """Every episode that ended in the rollout just collected, scored from ``model.rollout_buffer``."""
         buffer, steps = model.rollout_buffer, self.steps
+        if not self.sampler.scores_from_rollout:  # the trainer scores the levels (record)
+            self.last_episodes = []
+            return []
         if len(steps.levels) != buffer.buffer_size or steps.last_values is None:
             raise RuntimeError(
                 f"the glue saw {len(steps.levels)} steps but the rollout buffer holds {buffer.buffer_size}; "
@@ -285,6 +290,15 @@ class SamplerGlue:
             finished = [ep for ep in episodes if ep.complete]
             self.level_stats.add([ep.level for ep in finished], [ep.replayed for ep in finished])
         self._apply(episodes)
+
+    def record(self, levels: list[Level], scores: np.ndarray, replayed: list[bool] | None = None) -> None:
+        """Scores the trainer computed (PAIRED's regret, one per slot): to the sampler and the
+        played-level statistics, for a sampler whose ``scores_from_rollout`` is False."""
+        replayed = [False] * len(levels) if replayed is None else replayed
+        if self.level_stats is not None:
+            self.level_stats.add(list(levels), list(replayed))
+        for level, score in zip(levels, np.asarray(scores, dtype=np.float64).tolist()):
+            self.sampler.update(level, score)
 
     def loss_mask(self) -> np.ndarray | None:
         """(n_steps, n_envs) float32, 1 where a step belongs to a replayed episode, for a sampler that

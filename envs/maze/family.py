@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from heldout.envs.base import EnvFamily, LevelSet
+from heldout.envs.maze.editor import MazeEditorVecEnv
 from heldout.envs.maze.level import MAX_SIDE, MazeLevel
 from heldout.envs.maze.level_sets import (
     GENERATED_SET_NAMES,
@@ -216,6 +217,11 @@ class MazeFamily(EnvFamily):
         }
 
     # -- scores ---------------------------------------------------------------------------------
+    def level_editor(self, num_envs: int, *, seed: int = 0, n_walls: int = 50, z_dim: int = 50, **options: Any) -> MazeEditorVecEnv:
+        """PAIRED's editor (:mod:`heldout.envs.maze.editor`) over interiors of the ``size`` option."""
+        opts = MazeOptions.from_kwargs(**options)
+        return MazeEditorVecEnv(num_envs, size=opts.generation_size, n_walls=n_walls, z_dim=z_dim, seed=seed)
+
     def solved(self, returns: np.ndarray) -> np.ndarray:
         """An episode is solved when its return is above 0 (the goal was reached in time)."""
         return np.asarray(returns) > 0
