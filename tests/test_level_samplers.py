@@ -295,11 +295,11 @@ def test_uniform_sampler():
 
 
 def test_names_and_unknown_name():
-    assert level_samplers.names() == ["accel", "dr", "dred", "plr", "robust_plr", "uniform"]
+    assert level_samplers.names() == ["accel", "dr", "dred", "paired", "plr", "robust_plr", "uniform"]
     with pytest.raises(KeyError) as err:
         level_samplers.make("plrr", range(3))
     assert "unknown level sampler 'plrr'" in str(err.value) and "Did you mean 'plr'" in str(err.value)
-    assert "Available: accel, dr, dred, plr, robust_plr, uniform" in str(err.value)
+    assert "Available: accel, dr, dred, paired, plr, robust_plr, uniform" in str(err.value)
 
 
 UNBOUNDED = lambda rng: 0  # noqa: E731
@@ -422,11 +422,12 @@ def test_a_help_that_refers_to_a_base_class_takes_the_base_class_entry():
 
 
 def test_needs_names_the_keywords_the_trainer_provides():
-    assert level_samplers.PROVIDED == ("space", "generator")
+    assert level_samplers.PROVIDED == ("space", "generator", "designer")
     assert {name: level_samplers.needs(name) for name in level_samplers.names()} == {
         "accel": {"space"},
         "dr": frozenset(),
         "dred": {"generator", "space"},
+        "paired": {"designer", "space"},
         "plr": frozenset(),
         "robust_plr": frozenset(),
         "uniform": frozenset(),

@@ -131,3 +131,30 @@ def test_adversary_is_rewarded_only_at_its_last_step():
     rewards = adversary_rewards(np.array([0.25, -0.5]), episode_steps=4)
     assert rewards.shape == (4, 2)
     assert np.all(rewards[:3] == 0) and rewards[3].tolist() == [0.25, -0.5]
+
+
+def test_paired_sampler_plays_each_slot_its_designed_level_and_records_regret():
+    from heldout import level_samplers
+    from heldout.envs.maze import MazeLevelSpace
+
+    designs = [parse_level("#####\n#>.G#\n#####"), parse_level("#####\n#>#G#\n#####")]
+
+    class Designer:
+        def design(self, num_slots):
+            return designs[:num_slots]
+
+    sampler = level_samplers.make("paired", designs[:1], designer=Designer(), space=MazeLevelSpace(3))
+    assert sampler.sample_for_slot(1) == (designs[0], False)  # before any design: the train set fills the slots
+    assert sampler.begin_rollout(2) == "design"
+    assert [sampler.sample_for_slot(s) for s in (0, 1, 1)] == [(designs[0], False), (designs[1], False), (designs[1], False)]
+    sampler.update(designs[0], 0.5)
+    sampler.update(designs[1], -0.5)
+    assert sampler.level_scores() == {designs[0]: 0.5, designs[1]: -0.5} and sampler.probabilities() == {}
+    d = sampler.diagnostics()
+    assert d["num_designed"] == 2 and d["unsolvable_fraction"] == 0.5 and d["regret_mean"] == 0.0
+    with pytest.raises(ValueError, match="not designed"):
+        sampler.update(parse_level("#####\n#G.>#\n#####"), 1.0)
+    state = sampler.state_dict()
+    other = level_samplers.make("paired", designs[:1], designer=Designer())
+    other.load_state_dict(state)
+    assert other.sample_for_slot(1) == (designs[1], False)

@@ -75,7 +75,7 @@ def test_every_registry_words_unknown_and_taken_names_alike():
     assert message.startswith("unknown environment 'coinrunn'. Did you mean 'coinrun', 'procgen/coinrun'? Available: ")
     # (families other tests registered, gym:<id> or minigrid/<name>, may sit between)
     assert ", procgen/bigfish, " in message and ("Available: maze, " in message or ", maze, " in message)
-    with pytest.raises(KeyError, match=r"unknown level sampler 'unifrom'\. Did you mean 'uniform'\? Available: accel, dr, dred, plr"):
+    with pytest.raises(KeyError, match=r"unknown level sampler 'unifrom'\. Did you mean 'uniform'\? Available: accel, dr, dred, paired, plr"):
         level_samplers.get("unifrom")
     with pytest.raises(ValueError, match=r"unknown Procgen game 'ninj'\. Did you mean 'ninja'\? Games: bigfish, "):
         games.check_game("ninj")

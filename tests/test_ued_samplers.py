@@ -233,5 +233,5 @@ def test_a_sampler_that_needs_a_finite_set_refuses_an_unbounded_one(monkeypatch)
 
     monkeypatch.setitem(registry._SAMPLERS, "finite_only", FiniteOnly)
     assert isinstance(level_samplers.make("finite_only", [1, 2]), LevelSampler)
-    with pytest.raises(ValueError, match="'finite_only' needs a finite level set.*--env.train_set train.*accel, dr, plr"):
+    with pytest.raises(ValueError, match="'finite_only' needs a finite level set.*--env.train_set train.*accel, dr, paired, plr"):
         level_samplers.make("finite_only", lambda rng: 1)
