@@ -53,3 +53,14 @@ def test_a_family_without_an_editor_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "level editor" in err and len(err.splitlines()) == 1
     assert not run.exists()
+
+
+def test_the_paired_preset_holds_jaxueds_student_settings():
+    from heldout.trainer import config
+
+    cfg = config.preset("paired")
+    ppo = cfg.ppo
+    assert (cfg.agent, cfg.sampler.name, cfg.env.train_set, cfg.env.num_envs) == ("ppo_lstm", "paired", "random", 32)
+    assert (ppo.lr, ppo.n_steps, ppo.n_epochs, ppo.n_minibatches) == (1e-4, 256, 5, 1)
+    assert (ppo.gamma, ppo.gae_lambda, ppo.ent_coef, ppo.clip_range, ppo.vf_coef) == (0.995, 0.98, 1e-3, 0.2, 0.5)
+    assert not ppo.normalize_reward and cfg.network.lstm_hidden_size == 256

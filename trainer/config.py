@@ -217,6 +217,24 @@ def _maze_lstm_preset() -> TrainConfig:
     return cfg
 
 
+def _paired_preset() -> TrainConfig:
+    """PAIRED on mazes with jaxued's student settings (``examples/maze_paired.py`` ~712-723): the
+    recurrent agent (LSTM 256), 32 envs x 256 steps, lr 1e-4, 5 epochs, one minibatch, gamma 0.995,
+    GAE lambda 0.98, entropy 1e-3, no reward normalisation; 1.5M protagonist steps (the maze
+    benchmark's budget). The adversary's settings are the ``paired`` sampler's defaults."""
+    cfg = _maze_preset()
+    cfg.agent = "ppo_lstm"
+    cfg.env.train_set = "random"
+    cfg.sampler = SamplerConfig(name="paired")
+    cfg.ppo = dataclasses.replace(
+        PPOConfig(), lr=1e-4, n_steps=256, n_epochs=5, n_minibatches=1, gamma=0.995, gae_lambda=0.98,
+        ent_coef=1e-3, clip_range=0.2, vf_coef=0.5, max_grad_norm=0.5, normalize_reward=False,
+    )  # fmt: skip
+    cfg.network = dataclasses.replace(cfg.network, lstm_hidden_size=256)
+    cfg.steps = 1_500_000
+    return cfg
+
+
 def _small_preset() -> TrainConfig:
     """The maze preset's small, quick PPO for any other family (MiniGrid, ``gym:<id>``, plug-ins),
     evaluated on the one held-out set every family has: ``test``."""
@@ -225,7 +243,10 @@ def _small_preset() -> TrainConfig:
     return cfg
 
 
-PRESETS = {"maze": _maze_preset, "maze_lstm": _maze_lstm_preset, "procgen": _procgen_preset, "small": _small_preset}
+PRESETS = {
+    "maze": _maze_preset, "maze_lstm": _maze_lstm_preset, "paired": _paired_preset, "procgen": _procgen_preset,
+    "small": _small_preset,
+}  # fmt: skip
 
 
 def family_name(env_name: str) -> str | None:
