@@ -25,11 +25,7 @@ import torch as th
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch.nn import functional as F
 
-from heldout.agents.config import NetworkConfig, PPOConfig, _check_int, _check_number
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
+from heldout.agents.config import NetworkConfig, PPOConfig, _check_int, _check_number, _help
 
 
 @dataclass

@@ -62,14 +62,12 @@ def _minari():
 
 def check_new_dir(out: str | Path, what: str = "--out") -> Path:
     """Refuse an output path that exists or lies below a file (a dataset is never overwritten)."""
-    from heldout.userfiles import check_dir_path
+    from heldout.userfiles import check_file_path
 
     out = Path(out)
     if out.exists():
         raise ValueError(f"{what} {str(out)!r} already exists; datasets are never overwritten, choose a new directory")
-    check_dir_path(out, what)
-    if not out.parent.exists():
-        raise ValueError(f"{what} {str(out)!r}: directory {str(out.parent)!r} does not exist; create it first")
+    check_file_path(out, what)  # its parents: a directory that exists, none of them a file
     return out
 
 

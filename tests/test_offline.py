@@ -91,6 +91,9 @@ def test_bc_on_the_scripted_expert_solves_its_training_levels_and_the_report_nam
     assert f"on dataset {expert_dataset}" in (run / "report.md").read_text()
     tags = scalar_tags(run / "tb")
     assert {"offline/loss", "final/train", "final/sets/test", "final/gaps/test"} <= tags
+    # heldout evaluate reads the offline run's checkpoint as it reads an online run's
+    assert main(["evaluate", str(run), "--levels", "train", "--episodes", "10", "--deterministic"]) == 0
+    assert json.loads((run / "eval-train.json").read_text())["score"]["mean"] >= 0.9
 
 
 def test_cql_resumes_bit_identically(maze_run, expert_dataset, tmp_path):
@@ -178,3 +181,26 @@ def test_a_dataset_is_for_offline_agents_only_and_an_offline_agent_needs_one(maz
     assert main([*base, "--agent", "cql"]) == 2
     assert "give --dataset DIR" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_collect_from_a_trained_run_mixes_checkpoints_and_keeps_time_limit_truncations(maze_run, tmp_path):
+    from heldout.offline import read
+
+    run = tmp_path / "ppo"
+    assert main(["train", "--config", str(maze_run / "config.yaml"), "--steps", "512", "--run-dir", str(run),
+                 "--no-progress"]) == 0  # fmt: skip
+    out = tmp_path / "mixed"
+    assert main(["collect", str(run), "--episodes", "7", "--out", str(out), "--checkpoint", str(run),
+                 "--checkpoint", str(run / "checkpoints" / "latest.pt"), "--epsilon", "0.5"]) == 0  # fmt: skip
+    data = read(out)
+    policies = data.info["policies"]
+    assert [p["episodes"] for p in policies] == [4, 3] and all(p["steps"] == 512 and p["epsilon"] == 0.5 for p in policies)
+    assert data.info["policy"].startswith("mixed: ppo at 512 steps, sampled, epsilon 0.5")
+    assert data.episode_policies.tolist() == [0, 0, 0, 0, 1, 1, 1]
+    lengths = np.diff(np.r_[-1, np.flatnonzero(np.r_[np.diff(data.index) != 1, True])])
+    assert lengths.sum() == len(data) and len(lengths) == 7
+    # an episode that hit the time limit (250 steps) is truncated, not terminal: CQL bootstraps from it
+    ends = np.cumsum(lengths) - 1
+    for length, end in zip(lengths, ends):
+        assert data.terminals[end] == (length < 250)
+    assert not np.delete(data.terminals, ends).any() and (lengths == 250).any()

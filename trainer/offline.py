@@ -122,8 +122,24 @@ def load_dataset(cfg: TrainConfig) -> datasets.OfflineData:
         raise UsageError(str(err)) from None
 
 
-def build(cfg: TrainConfig, run_dir: Path | None, data: datasets.OfflineData) -> Run:
-    """The run's level sets and agent (on a one-slot env of the training levels), checked against the dataset."""
+def trained(cfg: TrainConfig, run_dir: Path) -> tuple[Run, dict[str, Any]]:
+    """An offline run's trained agent from its checkpoint, for ``heldout evaluate`` (the dataset is
+    not read); the state's ``num_timesteps`` is 0: the agent took no env steps."""
+    run = build(cfg, run_dir, None)
+    path = run_dir / CHECKPOINT
+    try:
+        state = load_tree(path, what="checkpoint")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UsageError(f"{path} is not a checkpoint of an offline run ({FORMAT}); give the run directory it belongs to")
+    restore(run, np.random.default_rng(0), state)
+    return run, {**state, "num_timesteps": 0}
+
+
+def build(cfg: TrainConfig, run_dir: Path | None, data: datasets.OfflineData | None) -> Run:
+    """The run's level sets and agent (on a one-slot env of the training levels), checked against the
+    dataset (when given)."""
     from heldout import agents
 
     try:
@@ -134,7 +150,8 @@ def build(cfg: TrainConfig, run_dir: Path | None, data: datasets.OfflineData) ->
         torch.set_num_threads(cfg.torch_threads)
     train_levels = load_level_set(family, cfg.env.train_set, cfg)
     test_sets = load_test_sets(family, cfg)
-    check_dataset(data, family, cfg, train_levels, test_sets)
+    if data is not None:
+        check_dataset(data, family, cfg, train_levels, test_sets)
     env = family.make_vec(1, train_levels, seed=cfg.seed, **dict(cfg.env.options))
     settings = {section: getattr(cfg, section) for section in agents.sections(cfg.agent)}
     model = agents.make(cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed,
