@@ -204,3 +204,14 @@ def test_collect_from_a_trained_run_mixes_checkpoints_and_keeps_time_limit_trunc
     for length, end in zip(lengths, ends):
         assert data.terminals[end] == (length < 250)
     assert not np.delete(data.terminals, ends).any() and (lengths == 250).any()
+
+
+def test_a_run_saved_before_the_offline_settings_existed_still_matches_its_config():
+    from heldout.trainer.rundir import config_differences
+
+    cfg = config.preset("maze")
+    saved = config.to_dict(cfg)
+    del saved["offline"]  # a config.yaml written before issue 25
+    assert config_differences(saved, cfg) == []
+    cfg.offline.cql_alpha = 1.0  # a setting that differs from the default is still named
+    assert config_differences(saved, cfg) == ["offline.cql_alpha: 4.0 -> 1.0"]
