@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "heldout.envs.maze.cli",
     "heldout.train",
     "heldout.evaluation.command",
+    "heldout.trainer.collect",
     "heldout.trainer.dred",
     "heldout.experiments.sweep",
     "heldout.experiments.compare",

@@ -4,7 +4,7 @@
 >>> model = agents.make("ppo", vec_env, ppo=agents.PPOConfig(), network=agents.NetworkConfig(), seed=0)
 >>> model.learn(100_000)
 >>> agents.names()
-['drac', 'ppo', 'ppo_lstm', 'rad', 'ucb_drac']
+['bc', 'cql', 'drac', 'ppo', 'ppo_lstm', 'rad', 'ucb_drac']
 
 :class:`HeldoutPPO` is sb3's PPO with a loss mask (``set_loss_mask``, for Robust PLR) and the
 loss split into overridable pieces. ``rad``, ``drac`` and ``ucb_drac`` (:mod:`heldout.agents.drac`)
@@ -18,7 +18,8 @@ loss mask, update loop and logging, an LSTM after the extractor (``network.lstm_
 from heldout.agents.config import NETWORKS, NetworkConfig, PPOConfig
 from heldout.agents.networks import ImpalaCNN, MazeNet, select_network
 from heldout.agents.ppo import HeldoutPPO, MaskedRolloutBuffer, PPOLoss
-from heldout.agents.registry import make, names, policy_kwargs, register, resolve_device, sections
+from heldout.agents.registry import make, names, needs, policy_kwargs, register, resolve_device, sections
+from heldout.agents.offline import BCAgent, CQLAgent, OfflineConfig
 from heldout.agents.augment_config import AugmentConfig, DrACConfig, UCBConfig
 from heldout.agents.drac import DrACPPO, RADPPO, UCBDrACPPO
 from heldout.agents.ppo_lstm import HeldoutRecurrentPPO, MaskedRecurrentRolloutBuffer  # registers ppo_lstm
@@ -40,7 +41,11 @@ __all__ = [
     "NetworkConfig",
     "PPOConfig",
     "PPOLoss",
+    "BCAgent",
+    "CQLAgent",
+    "OfflineConfig",
     "make",
+    "needs",
     "names",
     "policy_kwargs",
     "register",

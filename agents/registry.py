@@ -38,18 +38,29 @@ class AgentBuilder(Protocol):
 
 _AGENTS: dict[str, AgentBuilder] = {}
 _SECTIONS: dict[str, tuple[str, ...]] = {}
+_NEEDS: dict[str, frozenset[str]] = {}
 
 
 def register(
-    name: str, builder: AgentBuilder, *, replace: bool = False, sections: tuple[str, ...] = ()
+    name: str, builder: AgentBuilder, *, replace: bool = False, sections: tuple[str, ...] = (),
+    needs: tuple[str, ...] = (),
 ) -> AgentBuilder:
-    """Add an agent builder under ``name``; ``sections``: the config sections it takes by keyword."""
+    """Add an agent builder under ``name``; ``sections``: the config sections it takes by keyword;
+    ``needs``: what the trainer must provide beyond an env (``"dataset"``: an offline agent)."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"agent names are non-empty strings, got {name!r}")
     check_new_name("agent", name, _AGENTS, builder, replace=replace)
     _AGENTS[name] = builder
     _SECTIONS[name] = tuple(sections)
+    _NEEDS[name] = frozenset(needs)
     return builder
+
+
+def needs(name: str) -> frozenset[str]:
+    """What agent ``name`` needs the trainer to provide (``"dataset"`` for offline agents)."""
+    if name not in _AGENTS:
+        raise unknown_name_error("agent", name, names())
+    return _NEEDS[name]
 
 
 def sections(name: str) -> tuple[str, ...]:
@@ -221,3 +232,13 @@ def _make_ppo(
 
 
 register("ppo", _make_ppo)
+
+
+def _register_offline() -> None:
+    from heldout.agents.offline import BCAgent, CQLAgent, _builder
+
+    register("bc", _builder(BCAgent), sections=("offline",), needs=("dataset",))
+    register("cql", _builder(CQLAgent), sections=("offline",), needs=("dataset",))
+
+
+_register_offline()

@@ -48,13 +48,20 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{run_dir} has no checkpoint: the run stopped before writing one, so there is no trained agent to evaluate"
         )
-    run = build(cfg, run_dir)
-    state = load_checkpoint(run)
-    try:
-        run.model.policy.load_state_dict(state["policy"])
-    except (KeyError, RuntimeError) as err:
-        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise UsageError(f"the checkpoint's network does not fit the run's config ({detail})") from None
+    from heldout.trainer.run import agent_needs
+
+    if "dataset" in agent_needs(cfg):  # an offline agent: its own run and checkpoint
+        from heldout.trainer import offline
+
+        run, state = offline.trained(cfg, run_dir)
+    else:
+        run = build(cfg, run_dir)
+        state = load_checkpoint(run)
+        try:
+            run.model.policy.load_state_dict(state["policy"])
+        except (KeyError, RuntimeError) as err:
+            detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise UsageError(f"the checkpoint's network does not fit the run's config ({detail})") from None
     levels = load_level_set(run.family, args.levels, cfg)
     episodes_run = evaluation.run_episodes(
         run.model,

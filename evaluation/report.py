@@ -24,7 +24,7 @@ import yaml
 from heldout.trainer import config
 from heldout.envs import EnvFamily, LevelSet
 
-PACKAGES = ("heldout", "torch", "stable-baselines3", "gymnasium", "numpy", "procgen-mirror")
+PACKAGES = ("heldout", "torch", "stable-baselines3", "gymnasium", "numpy", "procgen-mirror", "minari")
 
 
 def versions() -> dict[str, str]:
@@ -81,7 +81,9 @@ def build(
     wall_time: float,
     level_sets: dict[str, LevelSet],
     probe: dict[str, Any] | None = None,
+    offline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The report; ``offline``: an offline run's agent, updates and dataset (:meth:`OfflineData.describe`)."""
     result = {
         "env": family.name,
         "score_unit": family.score_unit,
@@ -104,7 +106,20 @@ def build(
     }
     if probe is not None:
         result["probe"] = probe
+    if offline is not None:
+        result["offline"] = offline
     return result
+
+
+def dataset_line(result: dict[str, Any]) -> str:
+    """An offline run's agent and dataset in one line: size, levels, the policy that played."""
+    off = result["offline"]
+    d = off["dataset"]
+    return (
+        f"{off['agent']}: {off['updates']:,} updates on dataset {d['path']} ({d['transitions']:,} transitions, "
+        f"{d['episodes']:,} episodes on {d['levels']} levels of {d['level_set']}; played by {d['policy']}, "
+        f"mean return {d['mean_return']:.3f})"
+    )
 
 
 def probe_line(result: dict[str, Any]) -> str:
@@ -127,8 +142,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# heldout run: {result['env']}",
         "",
-        f"{result['steps']:,} environment steps in {result['wall_time_s']:.0f} s. "
-        f"Scores are {unit}s with 95% intervals that respect how the episodes were drawn:",
+        (f"Offline, {dataset_line(result)}, in {result['wall_time_s']:.0f} s. " if result.get("offline") else
+         f"{result['steps']:,} environment steps in {result['wall_time_s']:.0f} s. ")
+        + f"Scores are {unit}s with 95% intervals that respect how the episodes were drawn:",
         "",
         *interval_lines(result),
         "",
@@ -203,6 +219,7 @@ def summary_lines(result: dict[str, Any]) -> str:
     u = result["untrained"]
     return "\n".join(
         [
+            *([dataset_line(result)] if result.get("offline") else []),
             f"untrained agent: train {unit} {_fmt(u['train'])}, test {_fmt(u['test'])}",
             f"train {unit}: {_fmt(result['train'])}",
             f"test {unit}:  {_fmt(result['test'])}",

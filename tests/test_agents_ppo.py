@@ -431,8 +431,8 @@ def test_auto_picks_impala_for_pixels():
 
 # -- the registry -----------------------------------------------------------------------------------
 def test_names_and_unknown_agent():
-    assert agents.names() == ["drac", "ppo", "ppo_lstm", "rad", "ucb_drac"]
-    with pytest.raises(KeyError, match=r"unknown agent 'ppo2'\. Did you mean 'ppo'\? Available: drac, ppo, ppo_lstm, rad, ucb_drac"):
+    assert agents.names() == ["bc", "cql", "drac", "ppo", "ppo_lstm", "rad", "ucb_drac"]
+    with pytest.raises(KeyError, match=r"unknown agent 'ppo2'\. Did you mean 'ppo'\? Available: bc, cql, drac, ppo, ppo_lstm, rad, ucb_drac"):
         agents.make("ppo2", vec(), ppo=ppo_cfg(), network=NetworkConfig(), seed=0)
     with pytest.raises(ValueError, match="already registered"):
         agents.register("ppo", lambda *a, **k: None)

@@ -34,6 +34,7 @@ SHORT_FLAGS = {
     "--steps": "steps",
     "--seed": "seed",
     "--device": "device",
+    "--dataset": "offline.dataset",
 }
 
 
@@ -159,7 +160,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     progress = not args.no_progress
-    announce = f"heldout train: {cfg.env.name}, {cfg.agent}, sampler {cfg.sampler.name}, {cfg.steps:,} steps -> {run_dir}"
+    from heldout.trainer.run import agent_needs
+
+    if "dataset" in agent_needs(cfg):
+        learns = f"{cfg.offline.updates:,} updates on dataset {cfg.offline.dataset}"
+    else:
+        learns = f"sampler {cfg.sampler.name}, {cfg.steps:,} steps"
+    announce = f"heldout train: {cfg.env.name}, {cfg.agent}, {learns} -> {run_dir}"
     try:
         result = train(cfg, run_dir, resume=resume, progress=progress, announce=announce)
     except signals.Stopped as stopped:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from heldout import level_samplers
-from heldout.agents import AugmentConfig, DrACConfig, NetworkConfig, PPOConfig, UCBConfig
+from heldout.agents import AugmentConfig, DrACConfig, NetworkConfig, OfflineConfig, PPOConfig, UCBConfig
 from heldout.trainer.dred import TRAINER_KEYS
 from heldout.userfiles import read_text
 
@@ -130,6 +130,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     drac: DrACConfig = field(default_factory=DrACConfig)
     ucb: UCBConfig = field(default_factory=UCBConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -167,7 +168,7 @@ class TrainConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"bad value device={self.device!r}: use auto, cpu, cuda or cuda:N")
         self.ppo.validate()
-        for section in (self.augment, self.drac, self.ucb):
+        for section in (self.augment, self.drac, self.ucb, self.offline):
             section.validate()
         self.sampler.validate(family=family_name(self.env.name))
 

@@ -9,6 +9,7 @@ from typing import Any
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import MaybeCallback
 
+from heldout.cli import UsageError
 from heldout.evaluation import report
 from heldout.trainer import signals
 from heldout.trainer.build import Run, build, sampler_needs
@@ -35,6 +36,10 @@ def train(
     ``callback``: your own stable-baselines3 callback(s), called as ``model.learn`` calls them.
     """
     run_dir = Path(run_dir)
+    if "dataset" in agent_needs(cfg):  # an offline agent: the trainer provides its dataset
+        from heldout.trainer import offline
+
+        return offline.train(cfg, run_dir, resume=resume, progress=progress, announce=announce)
     check_run_dir(cfg, run_dir, resume)
     if "generator" in sampler_needs(cfg):
         from heldout.trainer import dred
@@ -63,8 +68,23 @@ def train(
         return finish(run, untrained)
 
 
-def finish(run: Run, untrained: dict[str, Any]) -> dict[str, Any]:
-    """The final evaluation and the report."""
+def agent_needs(cfg: TrainConfig) -> frozenset[str]:
+    """What the run's agent needs the trainer to provide (:func:`heldout.agents.needs`); a dataset
+    given to an agent that learns online is a UsageError."""
+    from heldout import agents
+
+    if cfg.agent not in agents.names():
+        raise UsageError(f"unknown agent {cfg.agent!r}; choose one of {', '.join(agents.names())}")
+    needs = agents.needs(cfg.agent)
+    if cfg.offline.dataset and "dataset" not in needs:
+        offline = [name for name in agents.names() if "dataset" in agents.needs(name)]
+        raise UsageError(f"--agent {cfg.agent} learns online and reads no --dataset; drop it, or choose an offline "
+                         f"agent ({', '.join(offline)})")  # fmt: skip
+    return needs
+
+
+def finish(run: Run, untrained: dict[str, Any], offline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The final evaluation and the report (``offline``: what an offline agent learned from)."""
     cfg, model = run.cfg, run.model
     final = evaluate_all(run, cfg.eval.final_episodes, seed_offset=1)
     log_evaluation(model.logger, "final", final)
@@ -79,6 +99,7 @@ def finish(run: Run, untrained: dict[str, Any]) -> dict[str, Any]:
         wall_time=run.wall_time_before + time.time() - run.started,
         level_sets={"train": run.train_levels, **run.test_sets},
         probe=final_probe,
+        offline=offline,
     )
     report.write(run.run_dir, result)
     run.env.close()

@@ -24,9 +24,10 @@ EVALUATIONS = "evaluations.jsonl"
 PROBES = "probe.jsonl"
 
 
-RESUMABLE = {"steps", "device", "eval.final_episodes", "torch_threads", "probe.fit"}
+RESUMABLE = {"steps", "offline.updates", "device", "eval.final_episodes", "torch_threads", "probe.fit"}
 """Settings that ``--resume`` may change: none of them changes what the run learns so far
-(``probe.fit``: how the probe is scored, not what it plays; runs from before it existed resume)."""
+(``probe.fit``: how the probe is scored, not what it plays; runs from before it existed resume;
+``offline.updates``: an offline agent's ``steps``)."""
 
 
 def read_run_config(run_dir: Path, flag: str) -> TrainConfig:
@@ -60,6 +61,8 @@ def config_differences(saved: dict[str, Any], cfg: TrainConfig, ignore: set[str]
 
     leaves = {name for name, _, _ in config.leaf_fields(TrainConfig)}
     a, b = flat(saved), flat(config.to_dict(cfg))
+    # a setting added after the run was saved holds its default there (runs from before it resume)
+    a = {**{k: v for k, v in flat(config.to_dict(TrainConfig())).items() if k not in a}, **a}
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
 
 

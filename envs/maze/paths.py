@@ -76,3 +76,29 @@ def min_actions(level: MazeLevel) -> int | None:
                 seen[state] = n
                 queue.append(state)
     return None
+
+
+def first_optimal_action(level: MazeLevel, position: tuple[int, int], direction: int) -> int:
+    """The first action of a fewest-actions path to the goal from ``position`` facing ``direction``.
+
+    Actions are the maze's: 0 turn left (direction - 1), 1 turn right (direction + 1), 2 forward.
+    Ties go to the lowest action. ``ValueError`` when the goal cannot be reached from there.
+    """
+    walls = level.wall_map
+    h, w = walls.shape
+    start = (int(position[0]), int(position[1]), int(direction) % 4)
+    first: dict[tuple[int, int, int], int] = {start: -1}
+    queue = deque([start])
+    while queue:
+        r, c, d = state = queue.popleft()
+        dr, dc = DIRECTION_VECTORS[d]
+        nr, nc = r + dr, c + dc
+        forward = (nr, nc, d) if 0 <= nr < h and 0 <= nc < w and not walls[nr, nc] else state
+        for action, nxt in enumerate(((r, c, (d - 1) % 4), (r, c, (d + 1) % 4), forward)):
+            if nxt in first:
+                continue
+            first[nxt] = action if state == start else first[state]
+            if nxt[:2] == level.goal:
+                return first[nxt]
+            queue.append(nxt)
+    raise ValueError(f"the goal {level.goal} cannot be reached from {position}")
