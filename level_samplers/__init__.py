@@ -18,7 +18,7 @@ from heldout.level_samplers.accel import ACCELSampler
 from heldout.level_samplers.base import Level, LevelSampler
 from heldout.level_samplers.dred import DREDSampler
 from heldout.level_samplers.dr import DRSampler
-from heldout.level_samplers.paired import PAIREDSampler
+from heldout.level_samplers.paired import PAIREDSampler, REPAIREDSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
 from heldout.level_samplers.registry import (
     PROVIDED,
@@ -48,6 +48,7 @@ __all__ = [
     "Parameter",
     "PAIREDSampler",
     "PLRSampler",
+    "REPAIREDSampler",
     "RobustPLRSampler",
     "UniformSampler",
     "family_defaults",

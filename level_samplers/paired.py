@@ -177,3 +177,98 @@ class PAIREDSampler(LevelSampler):
         self._last = dict(state["last"])
         self._designed, self._unsolvable = int(state["designed"]), int(state["unsolvable"])
         self._regrets = list(state["regrets"])
+
+
+class REPAIREDSampler(PAIREDSampler):
+    """REPAIRED (Jiang et al. 2021): PAIRED's levels enter a Robust PLR buffer scored by regret.
+
+    Before each rollout a coin (dcd ``sample_replay_decision``: ``replay_prob`` once the buffer is
+    ``min_fill_ratio`` full) chooses a *replay* rollout, in which every slot plays a buffer level
+    drawn from the replay distribution and both students train, or a *design* rollout, in which the
+    adversary builds new levels that train nobody (the loss mask: ``trains_on_new_levels`` is False,
+    dcd ``no_exploratory_grad_updates``) and enter the buffer with their regret. The adversary learns
+    from design rollouts only. Buffer settings are dcd's ``mg_25b_repaired.json``.
+
+    Args:
+        regret: as for PAIRED; ``dcd`` (clipped at 0: the buffer keeps positive regrets).
+        replay_prob: probability of a replay rollout once the buffer is full enough (dcd 0.95).
+        min_fill_ratio: the buffer's fill before any replay (dcd level_replay_rho 0.5).
+        capacity: the buffer's size (dcd level_replay_seed_buffer_size 4000).
+        temperature: rank temperature of the replay distribution (dcd 0.1).
+        staleness_coef: staleness mix (dcd 0.3).
+    """
+
+    name = "repaired"
+    trains_on_new_levels = False
+
+    def __init__(
+        self,
+        levels: Any,
+        *,
+        designer: Any,
+        space: Any = None,
+        seed: int = 0,
+        regret: str = "dcd",
+        n_walls: int = 50,
+        z_dim: int = 50,
+        adversary_lr: float = 1e-4,
+        adversary_epochs: int = 5,
+        adversary_entropy: float = 1e-3,
+        replay_prob: float = 0.95,
+        min_fill_ratio: float = 0.5,
+        capacity: int = 4000,
+        temperature: float = 0.1,
+        staleness_coef: float = 0.3,
+    ) -> None:
+        super().__init__(
+            levels, designer=designer, space=space, seed=seed, regret=regret, n_walls=n_walls, z_dim=z_dim,
+            adversary_lr=adversary_lr, adversary_epochs=adversary_epochs, adversary_entropy=adversary_entropy,
+        )  # fmt: skip
+        from heldout.level_samplers.plr import RobustPLRSampler
+
+        self._incoming: list[Level] = []
+        self.buffer = RobustPLRSampler(
+            lambda rng: self._incoming.pop(0), replay_prob=replay_prob, min_fill_ratio=min_fill_ratio,
+            capacity=capacity, temperature=temperature, staleness_coef=staleness_coef, seed=seed,
+        )  # fmt: skip
+        self.kind = "design"
+        self._replays = 0
+
+    def begin_rollout(self, num_slots: int) -> str:
+        if self.buffer._decide_replay():
+            self._plan = [self.buffer._sample_replay() for _ in range(num_slots)]
+            self._regrets = []
+            self.kind = "replay"
+            self._replays += 1
+            return self.kind
+        super().begin_rollout(num_slots)
+        self._incoming = list(self._plan)
+        for _ in self._plan:
+            self.buffer._sample_new()  # registers each design as handed out
+        self.kind = "design"
+        return self.kind
+
+    def sample_for_slot(self, slot: int) -> tuple[Level, bool]:
+        level, _ = super().sample_for_slot(slot)
+        return level, bool(self._plan) and self.kind == "replay"
+
+    def update(self, level: Level, score: float, *, max_return: float | None = None) -> None:
+        super().update(level, score)
+        self.buffer.update(level, score)
+
+    def probabilities(self) -> dict[Level, float]:
+        return self.buffer.probabilities()
+
+    def level_scores(self) -> dict[Level, float]:
+        return self.buffer.level_scores()
+
+    def diagnostics(self) -> dict[str, float]:
+        return {**super().diagnostics(), "replay_rollouts": float(self._replays), "buffer_size": float(self.buffer.num_seen)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "buffer": self.buffer.state_dict(), "kind": self.kind, "replays": self._replays}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.buffer.load_state_dict(state["buffer"])
+        self.kind, self._replays = state["kind"], int(state["replays"])

@@ -237,16 +237,20 @@ class PLRSampler(LevelSampler):
 
     def sample_with_replay_flag(self) -> tuple[Level, bool]:
         if self._decide_replay():
-            weights = self._replay_weights()
-            cumulative = np.cumsum(weights)
-            slot = int(np.searchsorted(cumulative, self._rng.random() * cumulative[-1], side="right"))
-            slot = min(slot, int(np.flatnonzero(weights)[-1]))
-            self._mark_sampled(slot)
-            level = self._levels[slot]
-            if not self.finite:
-                self._outstanding[level] = self._outstanding.get(level, 0) + 1
-            return level, True
+            return self._sample_replay(), True
         return self._sample_new(), False
+
+    def _sample_replay(self) -> Level:
+        """A level of the buffer, drawn from the replay distribution (some level must be scored)."""
+        weights = self._replay_weights()
+        cumulative = np.cumsum(weights)
+        slot = int(np.searchsorted(cumulative, self._rng.random() * cumulative[-1], side="right"))
+        slot = min(slot, int(np.flatnonzero(weights)[-1]))
+        self._mark_sampled(slot)
+        level = self._levels[slot]
+        if not self.finite:
+            self._outstanding[level] = self._outstanding.get(level, 0) + 1
+        return level
 
     def _sample_new(self) -> Level:
         if self.finite:

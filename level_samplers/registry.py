@@ -20,7 +20,7 @@ from heldout.level_samplers.accel import ACCELSampler
 from heldout.level_samplers.base import LevelSampler, resolve_levels
 from heldout.level_samplers.dr import DRSampler
 from heldout.level_samplers.dred import DREDSampler
-from heldout.level_samplers.paired import PAIREDSampler
+from heldout.level_samplers.paired import PAIREDSampler, REPAIREDSampler
 from heldout.level_samplers.plr import PLRSampler, RobustPLRSampler
 from heldout.level_samplers.uniform import UniformSampler
 from heldout.names import check_new_name, unknown_name_error
@@ -31,6 +31,7 @@ _SAMPLERS: dict[str, type[LevelSampler]] = {
     "dred": DREDSampler,
     "paired": PAIREDSampler,
     "plr": PLRSampler,
+    "repaired": REPAIREDSampler,
     "robust_plr": RobustPLRSampler,
     "uniform": UniformSampler,
 }

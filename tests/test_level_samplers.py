@@ -295,11 +295,11 @@ def test_uniform_sampler():
 
 
 def test_names_and_unknown_name():
-    assert level_samplers.names() == ["accel", "dr", "dred", "paired", "plr", "robust_plr", "uniform"]
+    assert level_samplers.names() == ["accel", "dr", "dred", "paired", "plr", "repaired", "robust_plr", "uniform"]
     with pytest.raises(KeyError) as err:
         level_samplers.make("plrr", range(3))
     assert "unknown level sampler 'plrr'" in str(err.value) and "Did you mean 'plr'" in str(err.value)
-    assert "Available: accel, dr, dred, paired, plr, robust_plr, uniform" in str(err.value)
+    assert "Available: accel, dr, dred, paired, plr, repaired, robust_plr, uniform" in str(err.value)
 
 
 UNBOUNDED = lambda rng: 0  # noqa: E731
@@ -429,6 +429,7 @@ def test_needs_names_the_keywords_the_trainer_provides():
         "dred": {"generator", "space"},
         "paired": {"designer", "space"},
         "plr": frozenset(),
+        "repaired": {"designer", "space"},
         "robust_plr": frozenset(),
         "uniform": frozenset(),
     }

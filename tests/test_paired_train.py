@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from heldout.cli import main
@@ -10,6 +11,9 @@ from tests.test_train import MAZE_ONE_SET, load_checkpoint, tensorboard_tags
 # 7x7 mazes and 6 wall placements keep the adversary's network and episodes small.
 PAIRED_TINY = [*MAZE_ONE_SET, "--env.num_envs", "4", "--env.options", "{size: 7}", "--sampler", "paired",
                "--sampler.params", "{n_walls: 6, z_dim: 4, adversary_epochs: 1}"]  # fmt: skip
+# A buffer of 8 levels, half full after one design rollout of 4 slots, replays at even odds.
+REPAIRED_TINY = [*PAIRED_TINY[:-4], "--sampler", "repaired", "--sampler.params",
+                 "{n_walls: 6, z_dim: 4, adversary_epochs: 1, capacity: 8, replay_prob: 0.5}"]  # fmt: skip
 
 
 def test_paired_run_trains_three_agents_and_logs_regret(tmp_path):
@@ -28,8 +32,9 @@ def test_paired_run_trains_three_agents_and_logs_regret(tmp_path):
         assert tag in tags, tag
 
 
-def test_paired_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path):
-    common = [*PAIRED_TINY, "--checkpoint_interval", "1"]
+@pytest.mark.parametrize("method", ["paired", "repaired"])
+def test_paired_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path, method):
+    common = [*(PAIRED_TINY if method == "paired" else REPAIRED_TINY), "--checkpoint_interval", "1"]
     whole, part = tmp_path / "whole", tmp_path / "part"
     assert main(["train", *common, "--steps", "1024", "--run-dir", str(whole)]) == 0
     assert main(["train", *common, "--steps", "512", "--run-dir", str(part)]) == 0
@@ -44,6 +49,21 @@ def test_paired_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path)
     assert a["partner"]["levels"] == b["partner"]["levels"]
     ra, rb = (json.loads((r / "report.json").read_text()) for r in (whole, part))
     assert ra["train"] == rb["train"] and ra["test"] == rb["test"]
+
+
+def test_repaired_replays_buffer_levels_and_trains_only_on_replays(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *REPAIRED_TINY, "--steps", "2048", "--run-dir", str(run)]) == 0
+    sampler = load_checkpoint(run)["sampler"]["sampler"]
+    replays, designs = sampler["replays"], sampler["designed"] // 4
+    assert replays > 0 and designs > 0 and replays + designs == 8
+    assert 0 < len(sampler["buffer"]["levels"]) <= 8
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    trained = {e.value for e in acc.Scalars("level_sampler/trained_step_fraction")}
+    assert trained == {0.0, 1.0}  # design rollouts take no gradient, replay rollouts all of it
 
 
 def test_a_family_without_an_editor_is_refused(tmp_path, capsys):

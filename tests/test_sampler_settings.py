@@ -58,7 +58,7 @@ def test_the_default_config_is_saved_exactly_as_before():
 @pytest.mark.parametrize(
     "name, params, message",
     [
-        ("nope", {}, "unknown level sampler 'nope'.*Available: accel, dr, dred, paired, plr, robust_plr, uniform; choose one with --sampler NAME"),
+        ("nope", {}, "unknown level sampler 'nope'.*Available: accel, dr, dred, paired, plr, repaired, robust_plr, uniform; choose one with --sampler NAME"),
         ("plr", {"temperature": "abc"}, "bad value for sampler.temperature: 'abc' .*; plr's temperature takes a float"),
         ("plr", {"replay_prob": True}, "bad value for sampler.replay_prob: True \\(expected a number\\); plr's replay_prob takes a float\\|none"),
         ("uniform", {"temperature": 0.3}, "level sampler 'uniform' takes no parameter 'temperature'; it takes score, capacity, seed \\(see"),
@@ -104,7 +104,7 @@ def help_entries() -> dict[str, dict[str, str]]:
 
 def test_the_help_lists_each_samplers_parameters_with_type_and_default():
     listed = help_entries()
-    assert list(listed) == ["accel:", "dr:", "dred:", "paired:", "plr:", "robust_plr:", "uniform:"]
+    assert list(listed) == ["accel:", "dr:", "dred:", "paired:", "plr:", "repaired:", "robust_plr:", "uniform:"]
     assert listed["uniform:"] == listed["dr:"] | {
         "--sampler.capacity INT|NONE": "how many scored levels of an unbounded space to remember (default 4000).",
     }

@@ -58,6 +58,8 @@ class PairedTeam:
         self._callbacks: Any = None
         self.levels: list[Any] = []
         self.stats: dict[str, float] = {}
+        self.sampler: Any = None
+        self._designed = False
 
     @property
     def callbacks(self) -> list[BaseCallback]:
@@ -66,14 +68,15 @@ class PairedTeam:
 
     def attach(self, sampler: Any) -> None:
         """The antagonist's env plays what the sampler hands each slot (the protagonist's levels)."""
+        self.sampler = sampler
         self.antagonist_env.set_level_source(lambda slot: LevelDraw(*sampler.sample_for_slot(slot)))
 
     def design(self, num_slots: int) -> list[Any]:
         """One new level per slot, from the adversary (the PAIRED sampler's designer)."""
         if num_slots != self.adversary.env.num_envs:
             raise ValueError(f"the adversary designs for {self.adversary.env.num_envs} slots, not {num_slots}")
-        self.levels = self.adversary.design()
-        return list(self.levels)
+        self._designed = True
+        return self.adversary.design()
 
     def after_rollout(self, run: Any) -> None:
         """The antagonist's rollout on the same levels, the regrets, the antagonist's and the adversary's updates."""
@@ -85,8 +88,14 @@ class PairedTeam:
         model.collect_rollouts(model.env, self._callbacks, model.rollout_buffer, n_rollout_steps=model.n_steps)
         pro, ant = self.protagonist_returns.returns, self._antagonist_returns.returns
         regrets = regret(pro, ant, form=self.regret_form)
-        run.glue.record(self.levels, regrets)
-        self.adversary.learn(regrets)
+        self.levels = [self.sampler.sample_for_slot(slot)[0] for slot in range(len(regrets))]
+        replayed = [self.sampler.sample_for_slot(slot)[1] for slot in range(len(regrets))]
+        run.glue.record(self.levels, regrets, replayed)
+        designed, self._designed = self._designed, False
+        if designed:  # REPAIRED's replay rollouts have no fresh design episodes to learn from
+            self.adversary.learn(regrets)
+        if not self.sampler.trains_on_new_levels:  # REPAIRED: new levels train nobody until replayed
+            model.set_loss_mask(np.tile(np.array(replayed, dtype=np.float32), (model.n_steps, 1)))
         model._update_current_progress_remaining(run.model.num_timesteps, run.cfg.steps)
         model.train()
         self.stats = {
@@ -95,8 +104,9 @@ class PairedTeam:
             "antagonist_max_return": float(np.mean([max([0.0, *r]) for r in ant])),
             "protagonist_episodes": float(sum(map(len, pro))),
             "antagonist_episodes": float(sum(map(len, ant))),
-            "adversary_entropy": self.adversary.entropy(),
         }
+        if designed:
+            self.stats["adversary_entropy"] = self.adversary.entropy()
 
     def log(self, logger: Any) -> None:
         """TensorBoard: ``paired/regret``, the students' returns, the adversary's entropy."""
@@ -111,6 +121,7 @@ class PairedTeam:
             "antagonist": capture(self.antagonist, self.antagonist_env, {}),
             "adversary": self.adversary.state_dict(),
             "levels": list(self.levels),
+            "designed": self._designed,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -122,3 +133,4 @@ class PairedTeam:
         restore(model, self.antagonist_env, state["antagonist"])
         self.adversary.load_state_dict(state["adversary"])
         self.levels = list(state["levels"])
+        self._designed = bool(state["designed"])
