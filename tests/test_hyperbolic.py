@@ -268,3 +268,21 @@ def test_the_head_on_cuda_matches_cpu():
     cpu = head(x)
     gpu = head.to("cuda")(x.to("cuda"))
     th.testing.assert_close(gpu.cpu(), cpu.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_procgen_sweep_file_plans_the_papers_protocol():
+    from heldout.experiments import spec
+
+    sweep = Path(__file__).resolve().parents[1] / "experiments" / "procgen_hyperbolic" / "sweep.yaml"
+    raw = spec.load(sweep)
+    assert raw["seeds"] == 5
+    runs = spec.plan({**raw, "seeds": [0]}, str(sweep), sweep.parent)
+    assert len(runs) == 16 * 2
+    cells = {(r.cfg.env.name, r.cfg.network.geometry, r.cfg.network.features_dim) for r in runs}
+    assert len({name for name, _, _ in cells}) == 16
+    assert {(g, f) for _, g, f in cells} == {("euclidean", 256), ("hyperbolic", 32)}
+    for r in runs:
+        cfg = r.cfg
+        assert cfg.steps == 25_000_000 and cfg.env.num_envs == 64 and cfg.env.num_train_levels == 200
+        assert cfg.env.options["distribution_mode"] == "easy" and cfg.ppo.lr == 5e-4 and cfg.ppo.n_epochs == 3
+        assert (cfg.network.curvature, cfg.network.hyperbolic_clip_norm, cfg.network.srym) == (1.0, 60.0, True)
