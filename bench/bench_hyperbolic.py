@@ -20,10 +20,10 @@ import statistics
 import time
 
 import heldout  # noqa: F401  (first: quiets the legacy gym notice)
-import numpy as np
 import torch as th
 from stable_baselines3.common.logger import configure
 
+from bench_augment import time_update  # bench/ is the script's folder: one update on a copy of the rollout
 from heldout import agents, config, envs
 
 ROWS = (("euclidean", 256), ("hyperbolic", 32), ("hyperbolic", 256))
@@ -56,14 +56,6 @@ def build(args: argparse.Namespace, venv, geometry: str, features: int) -> agent
     model = agents.make("ppo", venv, ppo=ppo, network=network, seed=0, device="cpu")
     model.set_logger(configure(None, []))
     return model
-
-
-def time_update(model: agents.HeldoutPPO, buffer) -> float:
-    model.rollout_buffer = copy.deepcopy(buffer)
-    np.random.seed(0)  # the same minibatch order for every row
-    start = time.perf_counter()
-    model.train()
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -119,7 +119,7 @@ def test_mlr_logits_match_the_hand_computed_formula(c):
             assert got[i, k] == pytest.approx(n / math.sqrt(c) * math.asinh(arg), rel=1e-6, abs=1e-9)
 
 
-def test_no_nan_over_thousands_of_updates_on_large_inputs():
+def test_no_nan_over_1500_updates_on_inputs_of_norms_up_to_1e9():
     th.manual_seed(0)
     ball = geoopt.PoincareBall(c=1.0)
     encoder = th.nn.Linear(8, 8)
@@ -127,10 +127,10 @@ def test_no_nan_over_thousands_of_updates_on_large_inputs():
     head = th.nn.Sequential(encoder, ToPoincareBall(ball, 8, 60.0, True), PoincareMLR(ball, 8, 6))
     opt = geoopt.optim.RiemannianAdam(head.parameters(), lr=1e-2, eps=1e-5)
     g = th.Generator().manual_seed(1)
-    for _ in range(2000):
-        x = th.randn(16, 8, generator=g) * 10.0 ** th.randint(0, 9, (16, 1), generator=g)
+    for _ in range(1500):
+        x = th.randn(8, 8, generator=g) * 10.0 ** th.randint(0, 9, (8, 1), generator=g)
         out = head(x)
-        target = th.randint(0, 5, (16,), generator=g)
+        target = th.randint(0, 5, (8,), generator=g)
         loss = th.nn.functional.cross_entropy(out[:, :5], target) + (out[:, 5] - 100.0).pow(2).mean()
         opt.zero_grad()
         loss.backward()
