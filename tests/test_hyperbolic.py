@@ -286,3 +286,16 @@ def test_the_procgen_sweep_file_plans_the_papers_protocol():
         assert cfg.steps == 25_000_000 and cfg.env.num_envs == 64 and cfg.env.num_train_levels == 200
         assert cfg.env.options["distribution_mode"] == "easy" and cfg.ppo.lr == 5e-4 and cfg.ppo.n_epochs == 3
         assert (cfg.network.curvature, cfg.network.hyperbolic_clip_norm, cfg.network.srym) == (1.0, 60.0, True)
+
+
+def test_runs_saved_before_the_hyperbolic_settings_existed_still_match_their_config():
+    from heldout.trainer import config
+    from heldout.trainer.rundir import config_differences
+
+    cfg = config.preset("maze")
+    saved = config.to_dict(cfg)
+    for key in ("geometry", "curvature", "hyperbolic_clip_norm", "srym"):
+        del saved["network"][key]
+    assert config_differences(saved, cfg) == []
+    cfg.network.geometry = "hyperbolic"  # a setting changed from its default is still a difference
+    assert config_differences(saved, cfg) == ["network.geometry: None -> 'hyperbolic'"]

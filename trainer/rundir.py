@@ -60,7 +60,12 @@ def config_differences(saved: dict[str, Any], cfg: TrainConfig, ignore: set[str]
 
     leaves = {name for name, _, _ in config.leaf_fields(TrainConfig)}
     a, b = flat(saved), flat(config.to_dict(cfg))
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
+    # A setting added after the run was saved is no difference while it keeps its default (which
+    # is what the run ran with), so older runs still resume.
+    defaults = flat(config.to_dict(TrainConfig()))
+    added = {k for k in set(b) - set(a) if k in defaults and b[k] == defaults[k]}
+    keys = sorted((set(a) | set(b)) - added)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if k not in ignore and a.get(k) != b.get(k)]
 
 
 def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
