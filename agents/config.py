@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 NETWORKS = ("auto", "impala", "maze", "mlp")
+GEOMETRIES = ("euclidean", "hyperbolic")
 VALUE_LOSSES = ("published", "sb3")
 ADVANTAGE_SCOPES = ("rollout", "minibatch")
 
@@ -208,6 +209,26 @@ class NetworkConfig:
     lstm_hidden_size: int = field(
         default=256, metadata=_help("recurrent agents (ppo_lstm): units of the LSTM between the extractor and the heads")
     )
+    geometry: str = field(
+        default="euclidean",
+        metadata=_help(
+            "space of the heads' input: euclidean (linear heads) or hyperbolic (Cetin et al. 2023: features on the "
+            "Poincare ball, hyperbolic MLR policy and value heads; impala and maze networks; needs heldout[hyperbolic])"
+        ),
+    )
+    curvature: float = field(
+        default=1.0, metadata=_help("hyperbolic geometry: c > 0, the Poincare ball of curvature -c (radius 1/sqrt(c))")
+    )
+    hyperbolic_clip_norm: float = field(
+        default=60.0, metadata=_help("hyperbolic geometry: features are clipped to this Euclidean norm before the ball")
+    )
+    srym: bool = field(
+        default=True,
+        metadata=_help(
+            "hyperbolic geometry: S-RYM (spectral norm on the extractor's conv and linear layers, features divided "
+            "by sqrt(dim)); false: the unregularised hyperbolic head"
+        ),
+    )
 
     def __post_init__(self) -> None:
         # YAML and argparse hand over lists; keep the dataclass hashable-friendly and canonical.
@@ -233,6 +254,10 @@ class NetworkConfig:
                 _fail(o, name, value, "a non-empty sequence of integers >= 1")
         _check_bool(o, "channels_last", self.channels_last)
         _check_int(o, "lstm_hidden_size", self.lstm_hidden_size, low=1)
+        _check_choice(o, "geometry", self.geometry, GEOMETRIES)
+        _check_number(o, "curvature", self.curvature, low=0, low_open=True)
+        _check_number(o, "hyperbolic_clip_norm", self.hyperbolic_clip_norm, low=0, low_open=True)
+        _check_bool(o, "srym", self.srym)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -114,7 +114,8 @@ class ImpalaCNN(BaseFeaturesExtractor):
     """The IMPALA CNN of the Procgen baseline: conv stacks, then ReLU, flatten, linear, ReLU.
 
     Expects pixel observations already scaled to [0, 1] (the policy's ``normalize_images``),
-    in (N, H, W, C) or (N, C, H, W) layout as its ``observation_space`` says.
+    in (N, H, W, C) or (N, C, H, W) layout as its ``observation_space`` says. ``final_relu=False``
+    leaves out the last ReLU (the hyperbolic head maps the linear layer's output onto the ball).
     """
 
     def __init__(
@@ -123,8 +124,10 @@ class ImpalaCNN(BaseFeaturesExtractor):
         features_dim: int = 256,
         channels: Sequence[int] = (16, 32, 32),
         channels_last: bool = True,
+        final_relu: bool = True,
     ) -> None:
         super().__init__(observation_space, features_dim)
+        self.final_relu = bool(final_relu)
         self.hwc = not image_is_channels_first(observation_space)
         shape = observation_space.shape
         in_channels, height, width = (shape[2], shape[0], shape[1]) if self.hwc else shape
@@ -148,8 +151,8 @@ class ImpalaCNN(BaseFeaturesExtractor):
         x = self.stacks(self.to_nchw(observations))
         # flatten reads logical (C, H, W) order whatever the memory format, so the linear layer's
         # weights mean the same thing in both formats.
-        x = th.flatten(F.relu(x), 1)
-        return F.relu(self.linear(x))
+        x = self.linear(th.flatten(F.relu(x), 1))
+        return F.relu(x) if self.final_relu else x
 
 
 # -- maze network ---------------------------------------------------------------------------------
@@ -158,7 +161,8 @@ class MazeNet(BaseFeaturesExtractor):
 
     Input channels (integers, not pixels: the policy must use ``normalize_images=False``):
     0 wall (0/1), 1 goal (0/1), 2 agent direction code 0..4. The code is one-hot encoded, giving
-    2 + 5 planes, followed by 3x3 convs (padding 1, ReLU), flatten, linear, ReLU.
+    2 + 5 planes, followed by 3x3 convs (padding 1, ReLU), flatten, linear, ReLU (left out with
+    ``final_relu=False``, as for the hyperbolic head).
     """
 
     def __init__(
@@ -166,8 +170,10 @@ class MazeNet(BaseFeaturesExtractor):
         observation_space: gym.spaces.Box,
         features_dim: int = 256,
         channels: Sequence[int] = (16, 32),
+        final_relu: bool = True,
     ) -> None:
         super().__init__(observation_space, features_dim)
+        self.final_relu = bool(final_relu)
         self.chw = grid_is_channels_first(observation_space)
         shape = observation_space.shape
         n_in, height, width = shape if self.chw else (shape[2], shape[0], shape[1])
@@ -193,5 +199,5 @@ class MazeNet(BaseFeaturesExtractor):
         return planes.permute(0, 3, 1, 2).contiguous()
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
-        x = self.convs(self.planes(observations.float()))
-        return F.relu(self.linear(th.flatten(x, 1)))
+        x = self.linear(th.flatten(self.convs(self.planes(observations.float())), 1))
+        return F.relu(x) if self.final_relu else x

@@ -35,10 +35,11 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 from heldout.agents.config import NetworkConfig, PPOConfig
+from heldout.agents.hyperbolic import HyperbolicLSTMPolicy
 from heldout.agents.lstm_policy import LSTMPolicy, MazeDirectionNet
 from heldout.agents.networks import MazeNet, use_channels_last
 from heldout.agents.ppo import HeldoutUpdate, MaskedRolloutBuffer, PPOLoss
-from heldout.agents.registry import env_family, policy_kwargs, register
+from heldout.agents.registry import env_family, policy_class, policy_kwargs, register
 
 
 class MaskedRecurrentRolloutBuffer(RecurrentRolloutBuffer, MaskedRolloutBuffer):
@@ -262,10 +263,12 @@ def lstm_policy_kwargs(
 ) -> dict[str, Any]:
     """``policy_kwargs`` for :class:`LSTMPolicy`: plain PPO's extractor (the maze network with the
     agent's direction appended), one LSTM of ``network.lstm_hidden_size`` units shared by the
-    policy and the value and trained by both losses (the UED maze agents' shape), linear heads."""
+    policy and the value and trained by both losses (the UED maze agents' shape), linear heads
+    (hyperbolic ones on the LSTM's output with ``network.geometry: hyperbolic``)."""
     kwargs = policy_kwargs(network, ppo, observation_space, family)
     if kwargs["features_extractor_class"] is MazeNet:
         kwargs["features_extractor_class"] = MazeDirectionNet
+    kwargs["features_extractor_kwargs"].pop("final_relu", None)  # the LSTM, not the extractor, feeds the heads
     kwargs.update(lstm_hidden_size=network.lstm_hidden_size, shared_lstm=True, enable_critic_lstm=False)
     return kwargs
 
@@ -284,8 +287,9 @@ def _make_ppo_lstm(
     kwargs = ppo.model_kwargs(venv.num_envs)
     pk = lstm_policy_kwargs(network, ppo, venv.observation_space, env_family(venv))
     venv = ppo.reward_normalizer(venv)
+    policy = policy_class(network, LSTMPolicy, HyperbolicLSTMPolicy)
     return HeldoutRecurrentPPO(
-        LSTMPolicy, venv, policy_kwargs=pk, seed=seed, device=device, tensorboard_log=tensorboard_log,
+        policy, venv, policy_kwargs=pk, seed=seed, device=device, tensorboard_log=tensorboard_log,
         verbose=verbose, **kwargs,
     )  # fmt: skip
 

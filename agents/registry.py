@@ -17,6 +17,7 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from heldout.agents.config import NetworkConfig, PPOConfig
+from heldout.agents.hyperbolic import HyperbolicActorCriticPolicy, heads_settings
 from heldout.agents.networks import ImpalaCNN, MazeNet, select_network
 from heldout.agents.ppo import HeldoutPPO
 from heldout.names import check_new_name, unknown_name_error
@@ -150,9 +151,17 @@ def env_family(env: VecEnv | gym.Env) -> str | None:
 
 def policy_kwargs(network: NetworkConfig, ppo: PPOConfig, observation_space: gym.spaces.Space,
                   family: str | None = None) -> dict[str, Any]:
-    """``policy_kwargs`` for sb3's ``ActorCriticPolicy``: a shared extractor with linear heads."""
+    """``policy_kwargs`` for sb3's ``ActorCriticPolicy``: a shared extractor with linear heads
+    (with ``network.geometry: hyperbolic``, for :func:`policy_class`'s policy: hyperbolic heads,
+    the extractor without its last ReLU, geoopt's RiemannianAdam)."""
     kind = network.network if network.network != "auto" else select_network(observation_space, family)
+    hyperbolic = network.geometry == "hyperbolic"
     if kind == "mlp":
+        if hyperbolic:
+            raise ValueError(
+                "network.geometry hyperbolic is built for the impala and maze networks, not mlp; "
+                "set network.network impala or maze, or network.geometry euclidean"
+            )
         return mlp_policy_kwargs(network, ppo, observation_space)
     if kind == "impala":
         extractor: type = ImpalaCNN
@@ -167,7 +176,7 @@ def policy_kwargs(network: NetworkConfig, ppo: PPOConfig, observation_space: gym
         extractor_kwargs = {"features_dim": network.features_dim, "channels": tuple(network.maze_channels)}
         normalize_images = False  # small integer codes, not pixels
     _check_space(kind, observation_space)
-    return {
+    kwargs = {
         "features_extractor_class": extractor,
         "features_extractor_kwargs": extractor_kwargs,
         "share_features_extractor": True,
@@ -175,6 +184,15 @@ def policy_kwargs(network: NetworkConfig, ppo: PPOConfig, observation_space: gym
         "normalize_images": normalize_images,
         "optimizer_kwargs": {"eps": ppo.adam_eps},
     }
+    if hyperbolic:
+        extractor_kwargs["final_relu"] = False  # the published head maps the linear layer's output
+        kwargs.update(heads_settings(network.curvature, network.hyperbolic_clip_norm, network.srym))
+    return kwargs
+
+
+def policy_class(network: NetworkConfig, euclidean: type, hyperbolic: type) -> type:
+    """The policy class for ``network.geometry``: ``euclidean`` or its hyperbolic-heads form."""
+    return hyperbolic if network.geometry == "hyperbolic" else euclidean
 
 
 def mlp_policy_kwargs(network: NetworkConfig, ppo: PPOConfig, space: gym.spaces.Space) -> dict[str, Any]:
@@ -219,7 +237,7 @@ def _make_ppo(
     pk = policy_kwargs(network, ppo, venv.observation_space, env_family(venv))
     venv = ppo.reward_normalizer(venv)
     return cls(
-        ActorCriticPolicy,
+        policy_class(network, ActorCriticPolicy, HyperbolicActorCriticPolicy),
         venv,
         policy_kwargs=pk,
         seed=seed,
