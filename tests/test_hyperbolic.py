@@ -298,4 +298,4 @@ def test_runs_saved_before_the_hyperbolic_settings_existed_still_match_their_con
         del saved["network"][key]
     assert config_differences(saved, cfg) == []
     cfg.network.geometry = "hyperbolic"  # a setting changed from its default is still a difference
-    assert config_differences(saved, cfg) == ["network.geometry: None -> 'hyperbolic'"]
+    assert config_differences(saved, cfg) == ["network.geometry: 'euclidean' -> 'hyperbolic'"]
