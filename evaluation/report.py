@@ -82,8 +82,10 @@ def build(
     level_sets: dict[str, LevelSet],
     probe: dict[str, Any] | None = None,
     offline: dict[str, Any] | None = None,
+    partner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report; ``offline``: an offline run's agent, updates and dataset (:meth:`OfflineData.describe`)."""
+    """The report; ``offline``: an offline run's agent, updates and dataset (:meth:`OfflineData.describe`);
+    ``partner``: entries of the run's other players (PAIRED: ``antagonist``, its final scores)."""
     result = {
         "env": family.name,
         "score_unit": family.score_unit,
@@ -108,6 +110,8 @@ def build(
         result["probe"] = probe
     if offline is not None:
         result["offline"] = offline
+    if partner is not None:
+        result.update(partner)
     return result
 
 
@@ -120,6 +124,12 @@ def dataset_line(result: dict[str, Any]) -> str:
         f"{d['episodes']:,} episodes on {d['levels']} levels of {d['level_set']}; played by {d['policy']}, "
         f"mean return {d['mean_return']:.3f})"
     )
+
+
+def antagonist_line(result: dict[str, Any]) -> str:
+    """PAIRED's antagonist's final scores in one line."""
+    a, unit = result["antagonist"], result["score_unit"]
+    return f"antagonist (PAIRED): train {unit} {_fmt(a['train'])}, test {_fmt(a['test'])}, gap {_fmt(a['gap'])}"
 
 
 def probe_line(result: dict[str, Any]) -> str:
@@ -153,6 +163,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"| trained agent, {unit} | {_fmt(result['train'])} | {_fmt(result['test'])} | {_fmt(result['gap'])} |",
         f"| untrained agent, {unit} | {_fmt(result['untrained']['train'])} | "
         f"{_fmt(result['untrained']['test'])} | {_fmt(result['untrained']['gap'])} |",
+        *([f"| PAIRED's antagonist, {unit} | {_fmt(result['antagonist']['train'])} | "
+           f"{_fmt(result['antagonist']['test'])} | {_fmt(result['antagonist']['gap'])} |"] if result.get("antagonist") else []),
     ]
     for extra in ("return", "normalised", "solve_rate"):
         if extra in result["train"]:
@@ -229,5 +241,6 @@ def summary_lines(result: dict[str, Any]) -> str:
                 for name, entry in (result.get("test_sets") or {}).items()
             ],
             *([probe_line(result)] if result.get("probe") else []),
+            *([antagonist_line(result)] if result.get("antagonist") else []),
         ]
     )

@@ -158,3 +158,14 @@ def test_paired_sampler_plays_each_slot_its_designed_level_and_records_regret():
     other = level_samplers.make("paired", designs[:1], designer=Designer())
     other.load_state_dict(state)
     assert other.sample_for_slot(1) == (designs[1], False)
+
+
+def test_a_designed_level_prints_with_heldout_maze_show(tmp_path, capsys):
+    from heldout.cli import main
+    from heldout.envs.maze import MazeLevelSpace
+
+    _, infos, _ = build([cell(0, 4), cell(4, 0), cell(2, 2), cell(2, 3), cell(0, 4), cell(1, 1)])
+    path = tmp_path / "designed.txt"
+    MazeLevelSpace(5).write_levels([infos[-1]["level"]], path)
+    assert main(["maze", "show", str(path)]) == 0
+    assert str(infos[-1]["level"]) in capsys.readouterr().out

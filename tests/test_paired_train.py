@@ -21,6 +21,9 @@ def test_paired_run_trains_three_agents_and_logs_regret(tmp_path):
     assert main(["train", *PAIRED_TINY, "--steps", "768", "--run-dir", str(run)]) == 0
     report = json.loads((run / "report.json").read_text())
     assert report["steps"] == 768 and "test" in report and "gap" in report
+    antagonist = report["antagonist"]  # the antagonist's scores beside the protagonist's
+    assert set(antagonist) == {"train", "test", "gap", "test_sets"} and "test" in antagonist["test_sets"]
+    assert "| PAIRED's antagonist" in (run / "report.md").read_text()
     state = load_checkpoint(run)
     partner = state["partner"]
     assert partner["antagonist"]["num_timesteps"] == 768  # the antagonist played as many steps

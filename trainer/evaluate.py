@@ -9,13 +9,14 @@ from heldout.trainer.build import Run
 from heldout.trainer.rundir import EVALUATIONS, PROBES
 
 
-def evaluate_all(run: Run, episodes: int, seed_offset: int = 0) -> dict[str, Any]:
-    """The agent on the training set and on every held-out set (see :func:`evaluation.summarise_sets`)."""
+def evaluate_all(run: Run, episodes: int, seed_offset: int = 0, model: Any = None) -> dict[str, Any]:
+    """The agent (or ``model``, another of the run's agents) on the training set and on every
+    held-out set (see :func:`evaluation.summarise_sets`)."""
     cfg = run.cfg
     runs = {}
     for name, levels in (("train", run.train_levels), *run.test_sets.items()):
         runs[name] = evaluation.run_episodes(
-            run.model,
+            run.model if model is None else model,
             run.family,
             levels,
             episodes,

@@ -113,6 +113,13 @@ class PairedTeam:
         for key, value in self.stats.items():
             logger.record(f"paired/{key}", value)
 
+    def final_report(self, run: Any) -> dict[str, Any]:
+        """The antagonist's final scores (the same episodes and seeds as the protagonist's), for the report."""
+        from heldout.trainer.evaluate import evaluate_all
+
+        final = evaluate_all(run, run.cfg.eval.final_episodes, seed_offset=1, model=self.antagonist)
+        return {"antagonist": {key: final[key] for key in ("train", "test", "gap", "test_sets")}}
+
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         from heldout.trainer.checkpoint import capture

@@ -89,6 +89,7 @@ def finish(run: Run, untrained: dict[str, Any], offline: dict[str, Any] | None =
     final = evaluate_all(run, cfg.eval.final_episodes, seed_offset=1)
     log_evaluation(model.logger, "final", final)
     final_probe = probe_and_log(run) if cfg.probe.interval else None
+    partner = run.partner.final_report(run) if run.partner is not None else None
     model.logger.dump(model.num_timesteps)
     result = report.build(
         cfg,
@@ -100,6 +101,7 @@ def finish(run: Run, untrained: dict[str, Any], offline: dict[str, Any] | None =
         level_sets={"train": run.train_levels, **run.test_sets},
         probe=final_probe,
         offline=offline,
+        partner=partner,
     )
     report.write(run.run_dir, result)
     run.env.close()
