@@ -258,7 +258,10 @@ def spec_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if args.spec:
         spec = specs.load(args.spec)
         source = args.spec
-    base = dict(specs.flatten(spec.get("base") or {}))
+    try:
+        base = dict(specs.base_settings(spec, source))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     base.update(overrides(args))
     if base:
         spec["base"] = base
