@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,16 +24,9 @@ FAST = [
 ]  # fmt: skip
 
 
-def wait_for(condition, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise AssertionError("the run ended or hung before it got there")
-        time.sleep(0.05)
 
 
-def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_does_not_block_the_resume(tmp_path, capsys):
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_does_not_block_the_resume(tmp_path, capsys, wait_for):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "heldout.cli", "train", *FAST, "--steps", "10000000", "--checkpoint_interval", "1",
            "--seed", "0", "--run-dir", str(run)]  # fmt: skip
