@@ -77,3 +77,37 @@ def test_an_io_error_while_syncing_names_the_path_and_keeps_the_file(tmp_path, m
         "then run the command again (the previous file is kept)"
     )
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_diverged_update_stops_naming_it_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from heldout.trainer.run import train
+
+    class Poison(BaseCallback):
+        """Turns one weight into NaN in the third rollout: its update then diverges."""
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.model.num_timesteps == 3 * 512:
+                with torch.no_grad():
+                    next(self.model.policy.parameters()).view(-1)[0] = float("nan")
+
+    run = tmp_path / "run"
+    assert main(["train", *FAST, "--steps", "1024", "--run-dir", str(run)]) == 0  # a good run of two updates
+    ckpt = run / "checkpoints" / "latest.pt"
+    good = ckpt.read_bytes()
+    from heldout.trainer import rundir
+
+    cfg = rundir.read_run_config(run, "--resume")
+    cfg.steps = 4096
+    with pytest.raises(Exception) as caught:
+        train(cfg, run, resume=True, progress=False, callback=Poison())
+    message = str(caught.value)
+    assert message.startswith("training diverged at update 3 (1,536 steps): ")
+    assert "; lower --ppo.lr (now 0.0005) or --ppo.max_grad_norm" in message and "\n" not in message
+    assert message.endswith(f"the last good checkpoint {ckpt} is kept")
+    assert ckpt.read_bytes() == good

@@ -37,6 +37,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 
 from heldout.trainer.build import Run
 from heldout.trainer.checkpoint import save_checkpoint
+from heldout.trainer.diverge import update_agent
 from heldout.trainer.evaluate import evaluate_and_log, probe_and_log
 from heldout.trainer.signals import StopSignals
 
@@ -106,7 +107,7 @@ def train_loop(
 
         # -- update the agent, log
         model._update_current_progress_remaining(model.num_timesteps, total_timesteps)
-        model.train()
+        update_agent(run)  # model.train(); a diverged update stops here, before any checkpoint of it
         glue.log(model.logger, episodes)
         model.dump_logs(iteration)
     if bar is not None:
