@@ -2,7 +2,9 @@
 
 Each subcommand lives beside the code it drives, in a module with ``add_command(subparsers)``
 that adds its parser and sets ``func`` (called with the parsed arguments; returns an exit
-code). Errors a user can fix print one line and exit with code 2.
+code). Errors a user can fix print one line and exit with code 2; a file that cannot be written
+(full disk, file-size limit, I/O error, read-only directory) prints one line naming it and exits
+with code 74 (:mod:`heldout.safe_write`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from heldout.safe_write import EXIT_CODE, WriteError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -53,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except WriteError as err:
+        print(f"heldout {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_CODE
     except (UsageError, ValueError, FileNotFoundError) as err:
         print(f"heldout {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -110,18 +110,19 @@ class PPOConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field with a bad value."""
         o = "ppo"
-        _check_number(o, "lr", self.lr, low=0, low_open=True)
-        _check_number(o, "adam_eps", self.adam_eps, low=0, low_open=True)
+        # upper bounds: beyond them a setting has no sane meaning (an lr of 1e10 only diverges)
+        _check_number(o, "lr", self.lr, low=0, low_open=True, high=1)
+        _check_number(o, "adam_eps", self.adam_eps, low=0, low_open=True, high=1)
         _check_int(o, "n_steps", self.n_steps, low=1)
         _check_int(o, "n_epochs", self.n_epochs, low=1)
         _check_int(o, "n_minibatches", self.n_minibatches, low=1)
         _check_number(o, "gamma", self.gamma, low=0, high=1)
         _check_number(o, "gae_lambda", self.gae_lambda, low=0, high=1)
-        _check_number(o, "ent_coef", self.ent_coef, low=0)
-        _check_number(o, "vf_coef", self.vf_coef, low=0)
+        _check_number(o, "ent_coef", self.ent_coef, low=0, high=1)
+        _check_number(o, "vf_coef", self.vf_coef, low=0, high=10)
         _check_choice(o, "value_loss", self.value_loss, VALUE_LOSSES)
         _check_choice(o, "advantage_scope", self.advantage_scope, ADVANTAGE_SCOPES)
-        _check_number(o, "clip_range", self.clip_range, low=0, low_open=True)
+        _check_number(o, "clip_range", self.clip_range, low=0, low_open=True, high=1)
         if self.clip_range_vf is not None:
             _check_number(o, "clip_range_vf", self.clip_range_vf, low=0, low_open=True)
         _check_number(o, "max_grad_norm", self.max_grad_norm, low=0, low_open=True)

@@ -147,9 +147,9 @@ class LevelSpace:
 
         path = Path(path)
         check_file_path(path, "level file")
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("\n\n".join(self.format(lv).strip("\n") for lv in levels) + "\n")
-        tmp.replace(path)
+        from heldout.safe_write import replace_text
+
+        replace_text(path, "\n\n".join(self.format(lv).strip("\n") for lv in levels) + "\n")
 
     def read_levels(self, path: str | Path, name: str | None = None) -> LevelSet:
         """A level set from a file written by :meth:`write_levels`."""

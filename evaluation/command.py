@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN_FILES = ("config.yaml", "report.json", "report.md", "evaluations.jsonl", "probe.jsonl", "untrained.json")
+RUN_FILES = ("config.yaml", "report.json", "report.md", "evaluations.jsonl", "probe.jsonl", "untrained.json", ".heldout.lock")
 RUN_FOLDERS = ("checkpoints", "tb", "dred")
 
 

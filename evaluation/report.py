@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from heldout import safe_write
 from heldout.trainer import config
 from heldout.envs import EnvFamily, LevelSet
 
@@ -48,10 +49,8 @@ def _plain(value: Any) -> Any:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write a file atomically: a temporary file beside it, then a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Write a file atomically (:func:`heldout.safe_write.replace_text`)."""
+    safe_write.replace_text(path, text)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -63,8 +62,8 @@ def read_json(path: Path) -> Any:
 
 
 def append_jsonl(path: Path, data: Any) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(_plain(data)) + "\n")
+    """Append one JSON line; a failed write leaves the file as it was (:func:`heldout.safe_write.append_text`)."""
+    safe_write.append_text(path, json.dumps(_plain(data)) + "\n")
 
 
 def describe_level_set(levels: LevelSet) -> dict[str, Any]:
@@ -222,8 +221,9 @@ def held_out_lines(result: dict[str, Any]) -> list[str]:
 
 
 def write(run_dir: Path, result: dict[str, Any]) -> None:
-    write_json(run_dir / "report.json", result)
+    """``report.md``, then ``report.json`` (whose presence marks the run finished)."""
     write_text(run_dir / "report.md", markdown(result))
+    write_json(run_dir / "report.json", result)
 
 
 def summary_lines(result: dict[str, Any]) -> str:

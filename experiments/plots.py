@@ -19,9 +19,9 @@ def _pyplot():
 
 
 def _save(fig: Any, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
+    from heldout.safe_write import replace_with
+
+    replace_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     _pyplot().close(fig)
     return path
 

@@ -121,6 +121,13 @@ def resolve_level_files(settings: dict[str, Any], folder: Path) -> dict[str, Any
     return out
 
 
+def base_settings(spec: dict[str, Any], source: str) -> dict[str, Any]:
+    """The spec's ``base`` settings, flattened; ValueError unless it is a mapping."""
+    if not isinstance(spec.get("base") or {}, dict):
+        raise ValueError(f"{source}: base must be a mapping of settings, e.g. {{steps: 100000}}, not {spec['base']!r}")
+    return flatten(spec.get("base") or {})
+
+
 def plan(spec: dict[str, Any], source: str = "sweep", folder: Path | None = None) -> list[PlannedRun]:
     """Every run of ``spec`` with its validated config; ValueError names the first problem.
 
@@ -130,7 +137,7 @@ def plan(spec: dict[str, Any], source: str = "sweep", folder: Path | None = None
     unknown = set(spec) - SPEC_KEYS
     if unknown:
         raise ValueError(f"{source}: unknown key {sorted(unknown)[0]!r}; a sweep file holds {', '.join(sorted(SPEC_KEYS))}")
-    base = flatten(spec.get("base") or {})
+    base = base_settings(spec, source)
     try:
         threads = config.whole_number(spec.get("torch_threads", base.get("torch_threads", 1)))
     except ValueError as err:
@@ -138,7 +145,11 @@ def plan(spec: dict[str, Any], source: str = "sweep", folder: Path | None = None
     if threads < 1:
         raise ValueError(f"{source}: torch_threads must be at least 1")
     runs = []
-    for method, overrides in _methods(spec, source).items():
+    methods = _methods(spec, source)
+    for where, settings in [("base", base), *((f"method {m}", o) for m, o in methods.items())]:
+        if "seed" in settings:  # it would be replaced by each run's seed without a word
+            raise ValueError(f"{source}: {where} sets seed, but each run's seed comes from seeds: (a count or a list); remove it")
+    for method, overrides in methods.items():
         for seed in _seeds(spec.get("seeds", 1), source):
             settings = {**base, **overrides, "seed": seed, "torch_threads": threads}
             if folder is not None:

@@ -26,6 +26,7 @@ from heldout.cli import UsageError, command_parser
 from heldout.evaluation import report
 from heldout.trainer import config, rundir
 from heldout.trainer.command import add_settings, overrides
+from heldout.trainer.lock import DirectoryLock
 from heldout.experiments import spec as specs
 from heldout.experiments.spec import PlannedRun
 
@@ -186,6 +187,12 @@ def sweep(spec: dict[str, Any], sweep_dir: Path, *, workers: int | None = None, 
         from heldout.experiments import ray_backend
 
         launch = ray_backend.check(address)
+    with DirectoryLock(sweep_dir, "sweep directory"):  # one sweep at a time; each run locks its own directory
+        return _sweep(spec, sweep_dir, runs, workers, threads, backend, launch)
+
+
+def _sweep(spec: dict[str, Any], sweep_dir: Path, runs: list[PlannedRun], workers: int, threads: int,
+           backend: str, launch: Any) -> int:
     for run in runs:
         check_existing(run, sweep_dir / run.name)
     index = Index(sweep_dir, spec, runs)
@@ -251,7 +258,10 @@ def spec_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if args.spec:
         spec = specs.load(args.spec)
         source = args.spec
-    base = dict(specs.flatten(spec.get("base") or {}))
+    try:
+        base = dict(specs.base_settings(spec, source))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     base.update(overrides(args))
     if base:
         spec["base"] = base

@@ -19,7 +19,7 @@ Files are written to a temporary name, fsynced and renamed into place.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from heldout import safe_write
 from heldout.generators.fit import FitConfig
 from heldout.generators.vae import LevelVAE, VAEConfig
 
@@ -58,7 +59,7 @@ class DREDModel:
 
 def save(dred: DREDModel, path: str | Path) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    safe_write.make_dirs(path.parent)
     payload = {
         "format": FORMAT,
         "config": dred.model.config.to_dict(),
@@ -69,12 +70,9 @@ def save(dred: DREDModel, path: str | Path) -> None:
         "fingerprints": dred.fingerprints,
         "meta": dred.meta,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    buffer = io.BytesIO()  # serialised in memory: a full disk then fails as an OSError with its cause
+    torch.save(payload, buffer)
+    safe_write.replace_bytes(path, buffer.getvalue())
 
 
 def load(path: str | Path) -> DREDModel:

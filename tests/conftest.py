@@ -1,5 +1,8 @@
 """Fixtures shared by several test files."""
 
+import subprocess
+import time
+
 import pytest
 import torch
 
@@ -27,3 +30,19 @@ def scalar_tags():
         return tags
 
     return read
+
+
+def _wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise AssertionError("the run ended or hung before it got there")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def wait_for():
+    """``wait_for(condition, proc, timeout=120)``: poll until ``condition()``; fails (killing ``proc``) if it
+    ends or the time runs out first."""
+    return _wait_for

@@ -49,6 +49,11 @@ def test_sb3_kwargs():
         ("lr", -1e-3),
         ("lr", float("nan")),
         ("lr", "5e-4"),
+        ("lr", 1e10),  # beyond 1 a learning rate only diverges
+        ("adam_eps", 2.0),
+        ("ent_coef", 1.5),
+        ("vf_coef", 11),
+        ("clip_range", 1.5),
         ("adam_eps", 0),
         ("n_steps", 0),
         ("n_steps", 2.5),

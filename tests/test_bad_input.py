@@ -121,6 +121,21 @@ def nothing(tmp, run, monkeypatch):
     pass
 
 
+HELD: list = []
+"""Locks held for a case (as by a live run in another process); released when the next case holds one."""
+
+
+def hold_lock(name: str):
+    def setup(tmp: Path, run: Path, monkeypatch) -> None:
+        from heldout.trainer.lock import DirectoryLock
+
+        while HELD:
+            HELD.pop().__exit__(None, None, None)
+        HELD.append(DirectoryLock(tmp / name).__enter__())
+
+    return setup
+
+
 # -- the census ------------------------------------------------------------------------------------
 CASES = [
     # numbers on the command line
@@ -239,6 +254,28 @@ CASES = [
     ("maze-save-into-directory", ["maze", "save", "named", "{tmp}/adir"], mkdir("adir"), "is a directory"),
     ("maze-save-below-a-file", ["maze", "save", "named", "{tmp}/afile/out.txt"], write("afile", "x"), "which is a file"),
     ("envs-unknown", ["envs", "mazee", "--level-sets"], nothing, "mazee"),
+    # settings with no sane meaning beyond a bound, and settings of a part the run does not use
+    ("lr-1e10", [*TRAIN, "--ppo.lr", "1e10"], nothing, "ppo.lr must be a number in (0, 1]"),
+    ("ent-coef-5", [*TRAIN, "--ppo.ent_coef", "5"], nothing, "ppo.ent_coef must be a number in [0, 1]"),
+    ("clip-range-2", [*TRAIN, "--ppo.clip_range", "2"], nothing, "ppo.clip_range"),
+    ("augment-with-ppo", [*TRAIN, "--agent", "ppo", "--augment", "cutout"], nothing,
+     "--augment.* settings are given, but --agent ppo does not use them"),
+    # settings that allocate: checked against a limit or a memory estimate before anything is built
+    ("num-envs-100000", [*TRAIN, "--env.num_envs", "100000"], nothing, "--env.num_envs 100,000 is more than heldout allows (4,096)"),
+    ("eval-num-envs-10000", [*TRAIN, "--eval.num_envs", "10000"], nothing, "--eval.num_envs 10,000"),
+    ("eval-episodes-1e6", [*TRAIN, "--eval.episodes", "1000000"], nothing, "--eval.episodes 1,000,000"),
+    ("final-episodes-1e6", [*TRAIN, "--eval.final_episodes", "1000000"], nothing, "--eval.final_episodes"),
+    ("rollout-beyond-memory", [*TRAIN, "--ppo.n_steps", "100000000", "--ppo.n_minibatches", "1"], nothing,
+     "needs a rollout buffer of about"),
+    # user files through checks
+    ("sweep-base-a-list", ["sweep", "{tmp}/s.yaml", "--sweep-dir", "{tmp}/sw"],
+     write("s.yaml", "base: [1, 2]\nmethods: {a: {sampler.name: uniform}}\n"), "base must be a mapping of settings"),
+    ("sweep-method-sets-seed", ["sweep", "{tmp}/s.yaml", "--sweep-dir", "{tmp}/sw"],
+     write("s.yaml", "methods: {a: {sampler.name: uniform, seed: 3}}\n"), "method a sets seed"),
+    ("maze-show-unbounded-set", ["maze", "show", "--set", "random"], nothing, "drawn at random without end"),
+    # one writer per run directory
+    ("train-on-a-locked-run-dir", TRAIN, hold_lock("new"), "is in use by another heldout process (pid"),
+    ("resume-a-locked-run", ["train", "--resume", "{run}", "--no-progress"], hold_lock("run"), "is in use by another"),
 ]  # fmt: skip
 
 

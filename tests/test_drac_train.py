@@ -1,6 +1,7 @@
 """`heldout train` with rad / drac / ucb_drac: with level samplers, TensorBoard, refusals, and a
 SIGKILLed ucb_drac run that resumes bit-identical."""
 
+import json
 import os
 import signal
 import subprocess
@@ -119,4 +120,7 @@ def test_killed_ucb_drac_run_resumes_bit_identical(tmp_path):
         assert torch.equal(a["policy"][name], b["policy"][name]), name
     assert a["agent"]["bandit"] == b["agent"]["bandit"] and a["agent"]["pending_arm"] == b["agent"]["pending_arm"]
     assert torch.equal(a["agent"]["augment_generator"], b["agent"]["augment_generator"])
-    assert (killed / "report.json").read_text().count("\n") > 0
+    reports = [json.loads((r / "report.json").read_text()) for r in (whole, killed)]
+    for key in ("steps", "untrained", "train", "test", "gap", "test_sets"):  # the final evaluation, value for value
+        assert reports[0][key] == reports[1][key], key
+    assert reports[0]["steps"] == int(steps)

@@ -31,17 +31,8 @@ def start(run: Path, *extra: str) -> tuple[subprocess.Popen, Path, Path]:
     return proc, out, err
 
 
-def wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise AssertionError("the run ended or hung before it got there")
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_checkpoints_at_the_next_update_and_says_how_to_resume(tmp_path, capsys, sig, code):
+def test_a_signal_checkpoints_at_the_next_update_and_says_how_to_resume(tmp_path, capsys, sig, code, wait_for):
     run = tmp_path / "run"
     proc, _, err = start(run, "--eval.episodes", "6")
     wait_for(lambda: (run / "untrained.json").exists(), proc)
@@ -55,30 +46,96 @@ def test_a_signal_checkpoints_at_the_next_update_and_says_how_to_resume(tmp_path
 
     state_steps = int(lines[-1].split(" at ")[1].split(" steps")[0].replace(",", ""))
     assert state_steps % ROLLOUT == 0 and not (run / "report.json").exists()
-    if sig != signal.SIGTERM:
-        return
     # the checkpoint is a good one: the run continues from it to the end
     assert main(["train", "--resume", str(run), "--steps", str(state_steps + ROLLOUT), "--no-progress"]) == 0
     assert (run / "report.json").exists()
     assert f"{state_steps + ROLLOUT:,} steps" in capsys.readouterr().out
 
 
-def test_a_second_signal_stops_at_once(tmp_path):
+def test_a_second_signal_stops_at_once(tmp_path, wait_for):
     run = tmp_path / "run"
-    # a long untrained evaluation: the first signal waits for the first update, the second does not
-    proc, out, err = start(run, "--eval.episodes", "3000")
-    wait_for(lambda: "heldout train:" in out.read_text(), proc)
+    # a long first rollout (8 x 50,000 steps): the first signal waits for its update, the second does not
+    proc, out, err = start(run, "--eval.episodes", "6", "--ppo.n_steps", "50000")
+    wait_for(lambda: (run / "untrained.json").exists(), proc)
     proc.send_signal(signal.SIGINT)
     wait_for(lambda: "signal again to stop at once" in err.read_text(), proc)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=10) == 130
     last = err.read_text().strip().splitlines()[-1]
     assert last.startswith("heldout train: stopped by SIGINT at once before the first checkpoint")
     assert f"--run-dir {run}" in last
-    assert not (run / "checkpoints").exists() and not (run / "untrained.json").exists()
+    assert not (run / "checkpoints").exists()
 
 
-def test_a_run_started_with_the_signal_blocked_still_stops_on_it(tmp_path):
+def files(run: Path) -> set[str]:
+    return {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and not p.name.startswith("events.out.tfevents")}
+
+
+def test_a_signal_in_set_up_stops_at_once_and_leaves_no_run_directory(tmp_path, wait_for):
+    from heldout import envs
+    from heldout.envs.maze.space import MazeLevelSpace
+
+    space = MazeLevelSpace()
+    levels = envs.get("maze").level_set("test", num_train_levels=25, level_seed=0).levels
+    big = tmp_path / "many.txt"
+    space.write_levels(list(levels) * 100, big)  # 20,000 levels: read and checked for seconds
+    run = tmp_path / "run"
+    proc, _, err = start(run, "--eval.episodes", "6", "--env.test_levels", f"test,{big}")
+    wait_for(lambda: (run / ".heldout.lock").exists(), proc)  # the run holds its directory: set-up began
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 143 and time.time() - t0 < 5
+    assert err.read_text().strip().splitlines()[-1].startswith(
+        "heldout train: stopped by SIGTERM at once before the first checkpoint"
+    )
+    assert not run.exists()  # as before: nothing was written, the lock's directory is gone
+
+
+def test_a_signal_in_the_untrained_evaluation_stops_at_once_with_only_the_config_written(tmp_path, wait_for):
+    run = tmp_path / "run"
+    proc, out, err = start(run, "--eval.episodes", "3000")
+    wait_for(lambda: "heldout train:" in out.read_text(), proc)  # the announcement: the evaluation is next
+    time.sleep(0.5)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 130 and time.time() - t0 < 5
+    last = err.read_text().strip().splitlines()[-1]
+    assert last.startswith("heldout train: stopped by SIGINT at once before the first checkpoint; start again with")
+    assert files(run) == {"config.yaml"}  # a run that may be started again as it says
+
+
+def test_a_signal_in_the_final_evaluation_keeps_the_checkpoint_and_the_run_resumes(tmp_path, capsys, wait_for):
+    run = tmp_path / "run"
+    proc, _, err = start(run, "--eval.episodes", "6", "--steps", str(ROLLOUT), "--eval.final_episodes", "3000")
+    wait_for(lambda: (run / "checkpoints" / "latest.pt").exists(), proc)  # the final checkpoint: evaluation next
+    checkpoint = (run / "checkpoints" / "latest.pt").read_bytes()
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 143 and time.time() - t0 < 5
+    last = err.read_text().strip().splitlines()[-1]
+    assert last == (
+        f"heldout train: stopped by SIGTERM at once; the last checkpoint in {run} is kept; "
+        f"continue with: heldout train --resume {run}"
+    )
+    assert not (run / "report.json").exists() and not (run / "report.md").exists()
+    assert (run / "checkpoints" / "latest.pt").read_bytes() == checkpoint
+    assert main(["train", "--resume", str(run), "--eval.final_episodes", "6", "--no-progress"]) == 0
+    assert (run / "report.json").exists() and f"{ROLLOUT:,} steps" in capsys.readouterr().out
+
+
+def test_a_signal_in_dreds_fit_stops_at_once_and_leaves_no_run_directory(tmp_path, wait_for):
+    run = tmp_path / "run"
+    proc, out, err = start(run, "--eval.episodes", "6", "--train-levels", "6", "--sampler", "dred")
+    wait_for(lambda: "fitting DRED's model" in out.read_text(), proc)
+    time.sleep(0.5)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 130 and time.time() - t0 < 5
+    assert err.read_text().strip().splitlines()[-1].startswith("heldout train: stopped by SIGINT at once before")
+    assert not run.exists()  # the fit's half-written TensorBoard logs went with it
+
+
+def test_a_run_started_with_the_signal_blocked_still_stops_on_it(tmp_path, wait_for):
     """A child of a Ray worker inherits a mask that blocks SIGINT (``heldout sweep --backend ray``):
     the trainer unblocks it, else the sweep's stop request would wait forever."""
     run = tmp_path / "run"

@@ -127,7 +127,7 @@ def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, capsys):
 def test_an_interrupted_sweep_resumes_its_runs_from_their_checkpoints(tmp_path):
     out = tmp_path / "sweep"
     argv = [sys.executable, "-m", "heldout.cli", "sweep", "--grid", "sampler.name=uniform", "--seeds", "1",
-            "--sweep-dir", str(out), "--steps", "6000", "--checkpoint_interval", "1", *TINY]  # fmt: skip
+            "--sweep-dir", str(out), "--steps", "3072", "--checkpoint_interval", "1", *TINY]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     checkpoint = out / "uniform-s0" / "checkpoints" / "latest.pt"
     deadline = time.time() + 120
@@ -147,7 +147,18 @@ def test_an_interrupted_sweep_resumes_its_runs_from_their_checkpoints(tmp_path):
     assert len(starts) == 2 and "--resume" not in starts[0] and "--resume" in starts[1]
     assert statuses(out) == {"uniform-s0": "finished"}
     assert index(out)["runs"][0]["wall_time_s"] > stopped_at  # both segments counted
-    assert json.loads((out / "uniform-s0" / "report.json").read_text())["steps"] >= 6000
+    assert json.loads((out / "uniform-s0" / "report.json").read_text())["steps"] >= 3072
+
+
+def test_a_sweep_directory_in_use_by_another_sweep_is_refused_naming_it(tmp_path, capsys):
+    from heldout.trainer.lock import DirectoryLock
+
+    out = tmp_path / "sweep"
+    with DirectoryLock(out, "sweep directory"):  # as a live sweep holds it
+        assert main(["sweep", "--grid", "sampler.name=uniform", "--sweep-dir", str(out), "--steps", "256", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert f"sweep directory {out} is in use by another heldout process (pid {os.getpid()}" in err
+    assert not out.exists()  # refused before writing anything
 
 
 def test_ray_backend_runs_a_sweep_on_a_local_ray_instance(tmp_path):

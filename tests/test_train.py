@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -239,7 +240,10 @@ def test_level_replay_samplers_end_to_end(tmp_path, sampler, family_args, steps)
     if family_args is MAZE_ONE_SET:  # maze episodes end within the run, so levels get scores
         assert {"level_sampler/sampling_entropy", "level_sampler/score_mean", "level_sampler/scores"} <= tags
     state = load_checkpoint(run)["sampler"]
-    assert state is not None
+    inner = state["sampler"]  # the checkpoint holds this sampler's own state, with the levels it saw
+    assert inner["sampler"] == sampler and state["num_rollouts"] > 0
+    if family_args is MAZE_ONE_SET:  # episodes ended: their levels are scored (procgen's 256 steps end none)
+        assert inner["episode_count"] > 0 and np.asarray(inner["seen"]).any()
     if sampler == "robust_plr":
         assert "train/masked_fraction" in tags
 
@@ -257,7 +261,8 @@ def test_run_stopped_before_its_first_checkpoint_can_start_again(tmp_path, capsy
     assert main(["train", "--resume", str(run)]) == 2
     assert "has no checkpoint" in capsys.readouterr().err
     assert main(["train", *argv]) == 0
-    assert (run / "report.json").exists()
+    assert json.loads((run / "report.json").read_text())["steps"] == 512  # started again and ran to its end
+    assert config.load_yaml(run / "config.yaml") == config.to_dict(cfg)
 
 
 @pytest.mark.parametrize(

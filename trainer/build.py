@@ -11,6 +11,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from heldout import envs
 from heldout.cli import UsageError
+from heldout.trainer import limits
 from heldout.trainer.config import TrainConfig, trainer_keys
 from heldout.trainer.sampler_glue import SamplerGlue
 
@@ -127,6 +128,8 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         raise UsageError(err.args[0]) from None
     if cfg.agent not in agents.names():
         raise UsageError(f"unknown agent {cfg.agent!r}; choose one of {', '.join(agents.names())}")
+    limits.check_unused_sections(cfg, agents.sections(cfg.agent))
+    limits.check_allocations(cfg)  # before any env or buffer is allocated
     sampler_needs(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)

@@ -451,10 +451,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def save_yaml(cfg: TrainConfig, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    tmp.replace(path)
+    from heldout import safe_write
+
+    safe_write.replace_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from heldout import safe_write
 from heldout.cli import UsageError
 
 MODEL_FILE = Path("dred") / "model.pt"
@@ -109,10 +110,16 @@ def fit_model(codes: np.ndarray, settings: dict[str, Any], meta: dict[str, Any],
             bar.set_postfix(loss=f"{m['loss']:.1f}", val=f"{m.get('val_loss', float('nan')):.1f}", acc=f"{m['accuracy']:.3f}")
 
     started = time.time()
-    result = fit(codes, vae_cfg, fit_cfg, on_epoch=on_epoch)
+    try:
+        result = fit(codes, vae_cfg, fit_cfg, on_epoch=on_epoch)
+    except BaseException:  # a signal or an error: the logs so far are closed (the caller may remove them)
+        if writer is not None:
+            writer.close()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
     seconds = time.time() - started
-    if bar is not None:
-        bar.close()
     if writer is not None:
         writer.close()
     summary = as_plain(result)
@@ -120,6 +127,15 @@ def fit_model(codes: np.ndarray, settings: dict[str, Any], meta: dict[str, Any],
     summary["accuracy_all"] = reconstruction_accuracy(result.model, torch.as_tensor(codes, dtype=torch.long))
     dred = DREDModel(result.model, codes, result.holdout, fit_cfg, summary, {**meta, "settings": dict(settings)})
     return dred, seconds
+
+
+def _remove_logs(tb_dir: Path) -> None:
+    """Remove the fit's TensorBoard folder, and its parent (the run's ``tb``) when that is left empty."""
+    shutil.rmtree(tb_dir, ignore_errors=True)
+    try:
+        tb_dir.parent.rmdir()
+    except OSError:
+        pass
 
 
 def validity(dred: Any, space: Any, batches: int = 10, seed: int = 0) -> dict[str, int]:
@@ -194,10 +210,8 @@ def prepare_run(cfg: Any, run_dir: Path, *, progress: bool = True) -> Path:
         return target
     if model is not None:
         load_checked(Path(model), space, train, cfg)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(model, tmp)
-        tmp.replace(target)
+        safe_write.make_dirs(target.parent)
+        safe_write.replace_with(target, lambda tmp: shutil.copyfile(model, tmp))
         return target
     codes = encode_levels(space, train, "the training set")
     configs(settings, codes.shape[1:])  # bad settings fail before anything is written
@@ -207,7 +221,14 @@ def prepare_run(cfg: Any, run_dir: Path, *, progress: bool = True) -> Path:
         torch.set_num_threads(cfg.torch_threads)  # the run's thread count (its default oversubscribes a busy machine)
     meta = {"env": cfg.env.name, "env_options": dict(cfg.env.options), "levels": "train", "level_seed": cfg.env.level_seed}
     print(f"heldout train: fitting DRED's model of the {len(codes)} training levels -> {target}")
-    dred, seconds = fit_model(codes, settings, meta, tb_dir=Path(run_dir) / "tb" / "dred_fit", progress=progress)
+    tb_dir = Path(run_dir) / "tb" / "dred_fit"
+    fresh = not tb_dir.exists()
+    try:
+        dred, seconds = fit_model(codes, settings, meta, tb_dir=tb_dir, progress=progress)
+    except BaseException:  # a signal or an error: the run directory is left as before the fit
+        if fresh:
+            _remove_logs(tb_dir)
+        raise
     from heldout.generators.measure import report_lines
 
     dred.fit_summary["generator"] = generator_measures(dred, space)

@@ -37,6 +37,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 
 from heldout.trainer.build import Run
 from heldout.trainer.checkpoint import save_checkpoint
+from heldout.trainer.diverge import update_agent
 from heldout.trainer.evaluate import evaluate_and_log, probe_and_log
 from heldout.trainer.signals import StopSignals
 
@@ -91,7 +92,7 @@ def train_loop(
 
         # -- collect one rollout on the levels the sampler draws
         glue.set_progress(steps / total_timesteps)
-        if glue.begin_rollout() is not None:  # DRED: a warm-up, replay or proposal rollout
+        if glue.begin_rollout() is not None:  # DRED: warm-up, replay or proposal; PAIRED: design or replay
             model._last_obs = model.env.reset()  # every slot starts on the plan
             model._last_episode_starts = np.ones((model.env.num_envs,), dtype=bool)
         if not model.collect_rollouts(model.env, callbacks, model.rollout_buffer, n_rollout_steps=model.n_steps):
@@ -109,7 +110,7 @@ def train_loop(
 
         # -- update the agent, log
         model._update_current_progress_remaining(model.num_timesteps, total_timesteps)
-        model.train()
+        update_agent(run)  # model.train(); a diverged update stops here, before any checkpoint of it
         glue.log(model.logger, episodes)
         if run.partner is not None:
             run.partner.log(model.logger)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.type_aliases import MaybeCallback
 
 from heldout.cli import UsageError
+from heldout import safe_write
 from heldout.evaluation import report
 from heldout.trainer import signals
 from heldout.trainer.build import Run, build, sampler_needs
 from heldout.trainer.checkpoint import load_checkpoint, restore_checkpoint, save_checkpoint
 from heldout.trainer.config import TrainConfig
 from heldout.trainer.evaluate import add_scores_layout, evaluate_all, log_evaluation, probe_and_log
+from heldout.trainer.lock import DirectoryLock
 from heldout.trainer.loop import train_loop
 from heldout.trainer.rundir import check_run_dir, open_run_dir
 
@@ -31,41 +34,46 @@ def train(
 ) -> dict[str, Any]:
     """Run (or continue) training; returns the report that was written to ``run_dir``.
 
-    Everything is checked before anything is written; then ``announce`` is printed. SIGINT and
-    SIGTERM stop the run at the next update with a checkpoint (:mod:`heldout.trainer.signals`).
-    ``callback``: your own stable-baselines3 callback(s), called as ``model.learn`` calls them.
+    The run directory is locked first (:mod:`heldout.trainer.lock`: one writer at a time); then
+    everything is checked before anything is written; then ``announce`` is printed. SIGINT and
+    SIGTERM stop the run at once in the phases with nothing to save (set-up, DRED's fit, the
+    untrained and the final evaluations), and during training at the next update with a
+    checkpoint (:mod:`heldout.trainer.signals`); the run directory is left as it was before the
+    phase. ``callback``: your own stable-baselines3 callback(s), called as ``model.learn`` calls them.
     """
     run_dir = Path(run_dir)
     if "dataset" in agent_needs(cfg):  # an offline agent: the trainer provides its dataset
         from heldout.trainer import offline
 
         return offline.train(cfg, run_dir, resume=resume, progress=progress, announce=announce)
-    check_run_dir(cfg, run_dir, resume)
-    if "generator" in sampler_needs(cfg):
-        from heldout.trainer import dred
-
-        dred.prepare_run(cfg, run_dir, progress=progress)  # fits the generator's model when the run has none
-    run = build(cfg, run_dir)
-    state = load_checkpoint(run) if resume else None
-    if state is not None:
-        untrained = report.read_json(run_dir / "untrained.json")
-        restore_checkpoint(run, state)
-    if announce:
-        print(announce, flush=True)
     notice = "heldout train: stopping at the next update to write a checkpoint (signal again to stop at once)"
-    with signals.StopSignals(notice) as stop:
-        open_run_dir(run_dir, cfg, None if state is None else state["num_timesteps"])
-        run.model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+    with DirectoryLock(run_dir, "run directory"), signals.StopSignals(notice, immediate=True) as stop:
+        check_run_dir(cfg, run_dir, resume)
+        if "generator" in sampler_needs(cfg):
+            from heldout.trainer import dred
+
+            dred.prepare_run(cfg, run_dir, progress=progress)  # fits the generator's model when the run has none
+        run = build(cfg, run_dir)
+        state = load_checkpoint(run) if resume else None
+        if state is not None:
+            untrained = report.read_json(run_dir / "untrained.json")
+            restore_checkpoint(run, state)
+        if announce:
+            print(announce, flush=True)
+        with stop.held():
+            open_run_dir(run_dir, cfg, None if state is None else state["num_timesteps"])
+        run.model.set_logger(guard_writes(configure(str(run_dir / "tb"), ["tensorboard"]), run_dir / "tb"))
         add_scores_layout(run.model.logger, list(run.test_sets))
         run.started = time.time()
         if state is None:
             untrained = evaluate_all(run, cfg.eval.episodes)
             report.write_json(run_dir / "untrained.json", untrained)
+        stop.immediate = False  # from here a signal waits for the update in progress, then checkpoints
         train_loop(run, resume=state is not None, stop=stop, progress=progress, callback=callback)
         save_checkpoint(run)
         stop.stop_if_requested(checkpointed=True, steps=run.model.num_timesteps)
         stop.immediate = True  # the checkpoint is final: from here on a signal stops at once
-        return finish(run, untrained)
+        return finish(run, untrained, stop)
 
 
 def agent_needs(cfg: TrainConfig) -> frozenset[str]:
@@ -83,8 +91,29 @@ def agent_needs(cfg: TrainConfig) -> frozenset[str]:
     return needs
 
 
-def finish(run: Run, untrained: dict[str, Any], offline: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The final evaluation and the report (``offline``: what an offline agent learned from)."""
+def guard_writes(logger: Logger, tb_dir: Path) -> Logger:
+    """``logger`` whose outputs raise :class:`~heldout.safe_write.WriteError` naming ``tb_dir`` when a
+    write fails (TensorBoard's writer thread re-raises a full disk's OSError at the next write)."""
+
+    def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except OSError as err:
+                raise safe_write.WriteError(tb_dir, err) from None
+
+        return call
+
+    for output in logger.output_formats:
+        output.write, output.close = guarded(output.write), guarded(output.close)
+    return logger
+
+
+def finish(
+    run: Run, untrained: dict[str, Any], stop: signals.StopSignals | None = None, offline: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The final evaluation and the report (its two files written together even if a signal comes;
+    ``offline``: what an offline agent learned from)."""
     cfg, model = run.cfg, run.model
     final = evaluate_all(run, cfg.eval.final_episodes, seed_offset=1)
     log_evaluation(model.logger, "final", final)
@@ -103,6 +132,7 @@ def finish(run: Run, untrained: dict[str, Any], offline: dict[str, Any] | None =
         offline=offline,
         partner=partner,
     )
-    report.write(run.run_dir, result)
+    with stop.held(stop_after=False) if stop is not None else nullcontext():  # the run ends here anyway
+        report.write(run.run_dir, result)
     run.env.close()
     return result

@@ -7,6 +7,11 @@ update away), writes a checkpoint there and raises :class:`Stopped`. A second si
 arriving while nothing is left to save (:attr:`StopSignals.immediate`), raises
 :class:`Stopped` at once. The exit code is 128 + the signal number: 130 for SIGINT, 143 for
 SIGTERM.
+
+In the phases with nothing to save (building the run, DRED's fit, the untrained and the final
+evaluations) the trainer sets ``immediate``: the first signal stops at once. Short writes that
+must not be cut in two (the run directory's config, the report's two files) run inside
+:meth:`StopSignals.held`, which defers a signal to their end.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, Iterator
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -44,18 +50,32 @@ class StopSignals:
     (where Python cannot install handlers) it does nothing.
     """
 
-    def __init__(self, notice: str = "") -> None:
+    def __init__(self, notice: str = "", immediate: bool = False) -> None:
         self.notice = notice
         self.requested: int | None = None
-        self.immediate = False
+        self.immediate = immediate
+        self._holding = False
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested is not None or self.immediate:
+        if self.requested is not None or (self.immediate and not self._holding):
             raise Stopped(signum, checkpointed=False)
         self.requested = signum
-        if self.notice:
+        if self.notice and not self._holding:
             print(self.notice, file=sys.stderr, flush=True)
+
+    @contextmanager
+    def held(self, stop_after: bool = True) -> Iterator[None]:
+        """Defer a first signal to the end of this block (a short write that must not be cut in
+        two); in an ``immediate`` phase it then stops at once (``stop_after``: a block that ends the
+        run, such as writing its report, lets it end instead), else as usual at the next update."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if stop_after and self.immediate and self.requested is not None:
+            raise Stopped(self.requested, checkpointed=False)
 
     def stop_if_requested(self, checkpointed: bool, steps: int | None = None) -> None:
         """Raise :class:`Stopped` if a signal came; the caller has just reached a safe point."""

@@ -31,9 +31,9 @@ the kinds above, or a level of the run's family.
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import pickle
 import re
 import warnings
@@ -44,6 +44,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from heldout import safe_write
 from heldout.envs.base import LevelSpace
 
 TREE_FORMAT = "heldout-tree-v1"
@@ -54,16 +55,12 @@ class UnsafeFileError(ValueError):
 
 
 def atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Call ``write(file)`` on an in-memory file, then write its bytes beside ``path`` and rename them
+    over it (:func:`heldout.safe_write.replace_bytes`: a full disk is a one-line
+    :class:`~heldout.safe_write.WriteError`, not torch's zip-writer error, and the old file is kept)."""
+    buffer = io.BytesIO()
+    write(buffer)
+    safe_write.replace_bytes(path, buffer.getvalue())
 
 
 # -- plain-data trees <-> JSON text + tensors ------------------------------------------------------
@@ -238,7 +235,7 @@ def save_tree(path: str | Path, tree: Any, level_space: LevelSpace | None = None
     """Write a plain-data tree (see the module docstring) to ``path`` atomically; loading it runs nothing."""
     path = Path(path)
     payload = encode_tree(tree, level_space)  # refuse unstorable data before touching the disk
-    path.parent.mkdir(parents=True, exist_ok=True)
+    safe_write.make_dirs(path.parent)
     atomic_write_bytes(path, lambda f: torch.save(payload, f))
 
 

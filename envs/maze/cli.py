@@ -43,11 +43,18 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 
 def _built_in(args: argparse.Namespace):
+    from heldout.cli import UsageError
     from heldout.envs.maze import MazeFamily
 
-    return MazeFamily().level_set(
+    level_set = MazeFamily().level_set(
         args.set_name, num_train_levels=args.num_train_levels, level_seed=args.level_seed, size=args.size
     )
+    if not level_set.finite:
+        raise UsageError(
+            f"level set {args.set_name!r} is drawn at random without end, so it has no levels to list; "
+            "choose a finite set (train, test, test_ood, named, large, empty)"
+        )
+    return level_set
 
 
 def run_show(args: argparse.Namespace) -> int:

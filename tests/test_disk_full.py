@@ -1,0 +1,113 @@
+"""A write that fails (here: past the file-size limit, as a full disk would) ends a run with one line
+naming the file and the cause, exit code 74, and the file that was there before intact."""
+
+from __future__ import annotations
+
+import errno
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from heldout import safe_write
+from heldout.cli import main
+
+FAST = [
+    "--env", "maze", "--env.num_envs", "8", "--ppo.n_steps", "64", "--ppo.n_minibatches", "2",
+    "--ppo.n_epochs", "1", "--eval.num_envs", "6", "--eval.episodes", "6", "--eval.final_episodes", "6",
+    "--torch_threads", "1", "--no-progress", "--env.test_levels", "test",
+]  # fmt: skip
+
+
+def limited(max_bytes: int):
+    def setup() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return setup
+
+
+def test_a_checkpoint_past_the_file_size_limit_is_one_line_exit_74_and_the_old_one_is_kept(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *FAST, "--steps", "512", "--run-dir", str(run)]) == 0
+    ckpt = run / "checkpoints" / "latest.pt"
+    before = {p: p.read_bytes() for p in (ckpt, run / "report.json", run / "report.md", run / "untrained.json")}
+    cmd = [sys.executable, "-m", "heldout.cli", "train", "--resume", str(run), "--steps", "1024", "--no-progress"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, preexec_fn=limited(len(before[ckpt]) // 2))
+    assert result.returncode == safe_write.EXIT_CODE == 74, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == (
+        f"heldout train: error: cannot write {ckpt}: File too large (EFBIG); the file would pass the file-size "
+        "limit (`ulimit -f`): raise the limit, then run the command again (the previous file is kept)"
+    )
+    assert not any("Traceback" in line for line in lines)
+    assert {p: p.read_bytes() for p in before} == before  # the previous checkpoint and report intact
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_appending_a_record_that_does_not_fit_leaves_the_file_as_it_was(tmp_path):
+    path = tmp_path / "evaluations.jsonl"
+    path.write_text('{"steps": 1}\n')
+    code = (
+        "import sys; from heldout import safe_write\n"
+        "try:\n    safe_write.append_text(sys.argv[1], 'x' * 5000)\n"
+        "except safe_write.WriteError as err:\n    print(err.errno); sys.exit(3)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60,
+                            preexec_fn=limited(2000))  # fmt: skip
+    assert result.returncode == 3 and int(result.stdout) == errno.EFBIG, result.stderr
+    assert path.read_text() == '{"steps": 1}\n'  # the part that fitted was cut back off
+
+
+def test_an_io_error_while_syncing_names_the_path_and_keeps_the_file(tmp_path, monkeypatch):
+    target = tmp_path / "report.json"
+    target.write_text("old")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(safe_write.os, "fsync", failing_fsync)
+    with pytest.raises(safe_write.WriteError) as caught:
+        safe_write.replace_text(target, "new")
+    assert str(caught.value) == (
+        f"cannot write {target}: Input/output error (EIO); the disk reported an I/O error: check the disk, "
+        "then run the command again (the previous file is kept)"
+    )
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_diverged_update_stops_naming_it_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from heldout.trainer.run import train
+
+    class Poison(BaseCallback):
+        """Turns one weight into NaN in the third rollout: its update then diverges."""
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.model.num_timesteps == 3 * 512:
+                with torch.no_grad():
+                    next(self.model.policy.parameters()).view(-1)[0] = float("nan")
+
+    run = tmp_path / "run"
+    assert main(["train", *FAST, "--steps", "1024", "--run-dir", str(run)]) == 0  # a good run of two updates
+    ckpt = run / "checkpoints" / "latest.pt"
+    good = ckpt.read_bytes()
+    from heldout.trainer import rundir
+
+    cfg = rundir.read_run_config(run, "--resume")
+    cfg.steps = 4096
+    with pytest.raises(Exception) as caught:
+        train(cfg, run, resume=True, progress=False, callback=Poison())
+    message = str(caught.value)
+    assert message.startswith("training diverged at update 3 (1,536 steps): ")
+    assert "; lower --ppo.lr (now 0.0005) or --ppo.max_grad_norm" in message and "\n" not in message
+    assert message.endswith(f"the last good checkpoint {ckpt} is kept")
+    assert ckpt.read_bytes() == good
