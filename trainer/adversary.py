@@ -106,7 +106,6 @@ class Adversary:
             ),
         )  # fmt: skip
         self._catch = _CatchLevels(num_envs)
-        self._steps = steps
         self._callback = None
 
     def set_logger(self, logger: Logger) -> None:
@@ -119,16 +118,17 @@ class Adversary:
     def design(self) -> list[MazeLevel]:
         """One editor episode in every slot; the levels built, one per slot."""
         self._start()
-        self.model.collect_rollouts(self.env, self._callback, self.model.rollout_buffer, n_rollout_steps=self._steps)
+        steps = self.env.episode_steps
+        self.model.collect_rollouts(self.env, self._callback, self.model.rollout_buffer, n_rollout_steps=steps)
         missing = [slot for slot, level in enumerate(self._catch.levels) if level is None]
         if missing:
-            raise RuntimeError(f"editor slots {missing} did not finish a level in one {self._steps}-step rollout")
+            raise RuntimeError(f"editor slots {missing} did not finish a level in one {steps}-step rollout")
         return list(self._catch.levels)  # type: ignore[arg-type]
 
     def learn(self, regrets: np.ndarray) -> None:
         """Reward the latest design episode of each slot with its regret and update the adversary."""
         buffer = self.model.rollout_buffer
-        buffer.rewards[...] = adversary_rewards(regrets, self._steps)
+        buffer.rewards[...] = adversary_rewards(regrets, self.env.episode_steps)
         ends = np.ones(self.env.num_envs, dtype=np.float32)  # every slot's episode ended at the last step
         last_values = th.zeros(self.env.num_envs, device=self.model.device)
         buffer.compute_returns_and_advantage(last_values=last_values, dones=ends)

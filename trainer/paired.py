@@ -88,8 +88,8 @@ class PairedTeam:
         model.collect_rollouts(model.env, self._callbacks, model.rollout_buffer, n_rollout_steps=model.n_steps)
         pro, ant = self.protagonist_returns.returns, self._antagonist_returns.returns
         regrets = regret(pro, ant, form=self.regret_form)
-        self.levels = [self.sampler.sample_for_slot(slot)[0] for slot in range(len(regrets))]
-        replayed = [self.sampler.sample_for_slot(slot)[1] for slot in range(len(regrets))]
+        draws = [self.sampler.sample_for_slot(slot) for slot in range(len(regrets))]  # the rollout's plan
+        self.levels, replayed = [level for level, _ in draws], [flag for _, flag in draws]
         run.glue.record(self.levels, regrets, replayed)
         designed, self._designed = self._designed, False
         if designed:  # REPAIRED's replay rollouts have no fresh design episodes to learn from
