@@ -87,3 +87,17 @@ def test_the_paired_preset_holds_jaxueds_student_settings():
     assert (ppo.lr, ppo.n_steps, ppo.n_epochs, ppo.n_minibatches) == (1e-4, 256, 5, 1)
     assert (ppo.gamma, ppo.gae_lambda, ppo.ent_coef, ppo.clip_range, ppo.vf_coef) == (0.995, 0.98, 1e-3, 0.2, 0.5)
     assert not ppo.normalize_reward and cfg.network.lstm_hidden_size == 256
+
+
+@pytest.mark.parametrize(
+    "setting, needle",
+    [("{regret: nope}", "regret='nope'"), ("{n_walls: 500}", "n_walls must be a whole number from 0 to"),
+     ("{adversary_lr: -1}", "adversary_lr must be a finite number > 0")],  # fmt: skip
+)
+def test_bad_paired_settings_are_one_line_and_write_nothing(tmp_path, capsys, setting, needle):
+    run = tmp_path / "run"
+    assert main(["train", *MAZE_ONE_SET, "--sampler", "paired", "--sampler.params", setting, "--steps", "256",
+                 "--run-dir", str(run)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not run.exists()

@@ -28,6 +28,7 @@ from heldout.agents.lstm_policy import LSTMPolicy
 from heldout.agents.ppo_lstm import HeldoutRecurrentPPO
 from heldout.envs.maze.editor import MazeEditorVecEnv, observation_layout
 from heldout.envs.maze.level import MazeLevel
+from heldout.level_samplers.base import check_positive
 from heldout.level_samplers.paired import adversary_rewards
 
 
@@ -63,6 +64,14 @@ class AdversaryConfig:
     max_grad_norm: float = 0.5
     lstm_hidden_size: int = 256
     conv_channels: int = 128
+
+    def __post_init__(self) -> None:
+        """The settings a user gives (``--sampler.adversary_*``) are checked before torch sees them."""
+        check_positive("adversary_lr", self.lr)
+        if isinstance(self.n_epochs, bool) or not isinstance(self.n_epochs, int) or self.n_epochs < 1:
+            raise ValueError(f"adversary_epochs must be a whole number >= 1, got {self.n_epochs!r}")
+        if not 0 <= float(self.ent_coef) < 1:
+            raise ValueError(f"adversary_entropy must be in [0, 1), got {self.ent_coef!r}")
 
 
 class _CatchLevels(BaseCallback):

@@ -187,9 +187,12 @@ def paired_team(cfg: TrainConfig, family: envs.EnvFamily, train_levels: envs.Lev
         raise UsageError(f"--sampler {cfg.sampler.name} needs a level editor: {err}; use --env maze") from None
     except ValueError as err:
         raise UsageError(f"--sampler {cfg.sampler.name}: {err}") from None
-    adv_cfg = AdversaryConfig(
-        lr=params["adversary_lr"], n_epochs=params["adversary_epochs"], ent_coef=params["adversary_entropy"]
-    )
+    try:
+        adv_cfg = AdversaryConfig(
+            lr=params["adversary_lr"], n_epochs=params["adversary_epochs"], ent_coef=params["adversary_entropy"]
+        )
+    except ValueError as err:
+        raise UsageError(f"--sampler {cfg.sampler.name}: {err}") from None
     adversary = Adversary(editor, adv_cfg, seed=cfg.seed, device=model.device)
     level_env = family.make_vec(cfg.env.num_envs, train_levels, seed=cfg.seed + 1, **options)
     settings = {section: getattr(cfg, section) for section in agents.sections(cfg.agent)}
