@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from heldout import envs
 from heldout.cli import UsageError
 from heldout.trainer import limits
+from heldout.trainer.memory import keep_freed_memory
 from heldout.trainer.config import TrainConfig, trainer_keys
 from heldout.trainer.sampler_glue import SamplerGlue
 
@@ -115,6 +116,14 @@ def sampler_needs(cfg: TrainConfig) -> frozenset[str]:
     return level_samplers.needs(cfg.sampler.name)
 
 
+def prepare_process(cfg: TrainConfig) -> None:
+    """The process-wide settings a training run wants: freed memory kept for reuse and the
+    run's torch thread count (0 leaves torch's default)."""
+    keep_freed_memory()
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+
+
 def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     """Every piece of a run from its config; checks names and values, writes nothing.
 
@@ -131,8 +140,7 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     limits.check_unused_sections(cfg, agents.sections(cfg.agent))
     limits.check_allocations(cfg)  # before any env or buffer is allocated
     sampler_needs(cfg)
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
+    prepare_process(cfg)
     options = dict(cfg.env.options)
     train_levels = load_level_set(family, cfg.env.train_set, cfg)
     if cfg.probe.interval and not train_levels.finite:

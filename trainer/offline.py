@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from stable_baselines3.common.logger import configure
 
 from heldout import envs
@@ -26,7 +25,7 @@ from heldout.cli import UsageError
 from heldout.evaluation import report
 from heldout.offline import dataset as datasets
 from heldout.trainer import config, signals
-from heldout.trainer.build import Run, load_level_set, load_test_sets
+from heldout.trainer.build import Run, load_level_set, load_test_sets, prepare_process
 from heldout.trainer.checkpoint import rng_states, set_rng_states
 from heldout.trainer.config import TrainConfig
 from heldout.trainer.evaluate import add_scores_layout, evaluate_all, log_evaluation
@@ -146,8 +145,7 @@ def build(cfg: TrainConfig, run_dir: Path | None, data: datasets.OfflineData | N
         family = envs.get(cfg.env.name)
     except KeyError as err:
         raise UsageError(err.args[0]) from None
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
+    prepare_process(cfg)
     train_levels = load_level_set(family, cfg.env.train_set, cfg)
     test_sets = load_test_sets(family, cfg)
     if data is not None:
