@@ -16,7 +16,8 @@ import ctypes.util
 import sys
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-_MMAP_THRESHOLD = 1 << 30  # blocks up to 1 GiB come from the heap and are reused
+_MMAP_THRESHOLDS = (1 << 30, 32 << 20)  # blocks up to 1 GiB come from the heap; glibc builds that cap the
+# threshold at 32 MiB (their documented maximum on 64-bit) get that
 _TRIM_THRESHOLD = (1 << 31) - 1  # never trim the heap top (an int: mallopt's argument)
 _done = False
 
@@ -34,5 +35,6 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # musl and others: no mallopt, nothing to tune
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    _done = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) & bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    mmap = any(mallopt(_M_MMAP_THRESHOLD, threshold) for threshold in _MMAP_THRESHOLDS)
+    _done = mmap and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
     return _done
