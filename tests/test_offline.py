@@ -215,3 +215,28 @@ def test_a_run_saved_before_the_offline_settings_existed_still_matches_its_confi
     assert config_differences(saved, cfg) == []
     cfg.offline.cql_alpha = 1.0  # a setting that differs from the default is still named
     assert config_differences(saved, cfg) == ["offline.cql_alpha: 4.0 -> 1.0"]
+
+
+def test_collect_keeps_exactly_the_transitions_asked_for_the_last_episode_cut_short(maze_run, expert_dataset, tmp_path):
+    import minari
+
+    full = list(minari.MinariDataset(expert_dataset / "data").iterate_episodes())
+    lengths = [len(ep.actions) for ep in full]
+    n = sum(lengths[:5]) + 2  # five whole episodes and two steps of the sixth
+    out = tmp_path / "cut"
+    assert main(["collect", str(maze_run), "--policy", "shortest-path", "--episodes", "40", "--transitions", str(n),
+                 "--out", str(out)]) == 0  # fmt: skip
+    cut = list(minari.MinariDataset(out / "data").iterate_episodes())
+    assert [len(ep.actions) for ep in cut] == [*lengths[:5], 2]
+    assert sum(len(ep.actions) for ep in cut) == n
+    assert not cut[-1].terminations.any() and cut[-1].truncations[-1]
+    np.testing.assert_array_equal(cut[-1].actions, full[5].actions[:2])
+    np.testing.assert_array_equal(cut[-1].observations, full[5].observations[:3])
+    assert all(ep.terminations[-1] for ep in cut[:5])
+
+
+def test_collect_refuses_more_transitions_than_its_episodes_give(maze_run, tmp_path, capsys):
+    assert main(["collect", str(maze_run), "--policy", "shortest-path", "--episodes", "2", "--transitions", "100000",
+                 "--out", str(tmp_path / "few")]) == 2  # fmt: skip
+    assert "transitions where 100,000 were asked for (--transitions); raise --episodes" in capsys.readouterr().err
+    assert not (tmp_path / "few").exists()

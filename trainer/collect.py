@@ -13,6 +13,7 @@ instead of the agent.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -122,6 +123,34 @@ def collect_episodes(
     return [ep for ep in done if ep is not None]
 
 
+def first_transitions(episodes: list[Episode], n: int) -> list[Episode]:
+    """The episodes, in order, up to exactly ``n`` transitions: the last one kept is cut short
+    (marked truncated, not terminated) where it runs past ``n``."""
+    kept, left = [], n
+    for ep in episodes:
+        if left <= 0:
+            break
+        if len(ep.actions) > left:
+            ep = dataclasses.replace(
+                ep, observations=ep.observations[: left + 1], actions=ep.actions[:left], rewards=ep.rewards[:left],
+                terminated=False, truncated=True,
+            )  # fmt: skip
+        kept.append(ep)
+        left -= len(ep.actions)
+    return kept
+
+
+def keep_transitions(played: list[Episode], n: int, episodes: int) -> list[Episode]:
+    """:func:`first_transitions`, refusing a share that played fewer than ``n``."""
+    total = sum(len(ep.actions) for ep in played)
+    if total < n:
+        raise UsageError(
+            f"--episodes {episodes} gave only {total:,} transitions where {n:,} were asked for (--transitions); "
+            "raise --episodes"
+        )
+    return first_transitions(played, n)
+
+
 def check_levels(levels: LevelSet, train: LevelSet, allow_held_out: bool) -> None:
     """Refuse levels outside the run's training set (by content) unless ``allow_held_out``."""
     if allow_held_out or levels is train:
@@ -148,6 +177,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="the new dataset directory")
     p.add_argument("--levels", default="train", help="level set name or level file (default: train, the run's own)")
     p.add_argument("--episodes", type=int, required=True, help="episodes to collect (split evenly between checkpoints)")
+    p.add_argument("--transitions", type=int, default=0, metavar="N",
+                   help="keep exactly N transitions (split evenly between checkpoints): the first episodes of each "
+                   "share, the last cut short; --episodes must yield at least that many (default 0: every episode)")
     p.add_argument("--checkpoint", action="append", metavar="PATH", default=None,
                    help="a checkpoint file or run directory of the same env and network (repeat for a mixed "
                         "dataset; default: RUN_DIR's latest checkpoint)")  # fmt: skip
@@ -168,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = read_run_config(run_dir, "RUN_DIR")
     if args.episodes < 1:
         raise UsageError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.transitions < 0:
+        raise UsageError(f"--transitions must be 0 (every episode) or a positive count, got {args.transitions}")
     if not 0 <= args.epsilon <= 1:
         raise UsageError(f"--epsilon must be a probability from 0 to 1, got {args.epsilon}")
     if not 0 <= args.seed < 2**32:
@@ -189,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
     episodes: list[Episode] = []
     policies: list[dict[str, Any]] = []
     shares = np.array_split(np.arange(args.episodes), max(1, len(sources)))
+    wanted = [len(part) for part in np.array_split(np.arange(args.transitions), len(shares))]
     for i, share in enumerate(shares):
         if args.policy == "shortest-path":
             actor, described = shortest_path_actor(args.epsilon, rng), {"policy": "shortest-path"}
@@ -200,8 +235,9 @@ def run(args: argparse.Namespace) -> int:
         described |= {"deterministic": bool(args.deterministic), "epsilon": float(args.epsilon), "episodes": len(share)}
         policies.append(described)
         if len(share):
-            episodes += collect_episodes(run.family, levels, len(share), actor, num_envs=cfg.eval.num_envs,
-                                         seed=args.seed + i, env_options=cfg.env.options, policy=i)  # fmt: skip
+            played = collect_episodes(run.family, levels, len(share), actor, num_envs=cfg.eval.num_envs,
+                                      seed=args.seed + i, env_options=cfg.env.options, policy=i)  # fmt: skip
+            episodes += keep_transitions(played, wanted[i], args.episodes) if args.transitions else played
     info = {
         "family": run.family.name,
         "env_options": dict(cfg.env.options),
