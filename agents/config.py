@@ -17,6 +17,25 @@ NETWORKS = ("auto", "impala", "maze", "mlp")
 GEOMETRIES = ("euclidean", "hyperbolic")
 VALUE_LOSSES = ("published", "sb3")
 ADVANTAGE_SCOPES = ("rollout", "minibatch")
+LR_SCHEDULES = ("constant", "linear")
+
+
+@dataclass(frozen=True)
+class LinearDecay:
+    """stable-baselines3 learning-rate schedule (a function of the progress remaining ``p``) that
+    gives ``lr * (1 - k / N)`` at update ``k = 0..N-1``, jaxued's per-update linear decay.
+
+    sb3 computes ``p = 1 - steps / total`` after the rollout of update ``k``, i.e. with
+    ``steps = (k + 1) * rollout``; adding back one rollout's share recovers ``1 - k / N``
+    (``N = total / rollout``). Values are clipped to ``[0, lr]``.
+    """
+
+    lr: float
+    rollout: int
+    total: int
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.lr * min(1.0, max(0.0, progress_remaining + self.rollout / self.total))
 
 
 def _help(text: str) -> dict[str, str]:
@@ -57,7 +76,14 @@ def _check_bool(owner: str, name: str, value: Any) -> None:
 class PPOConfig:
     """Every PPO hyperparameter; defaults are the published Procgen baseline."""
 
-    lr: float = field(default=5e-4, metadata=_help("Adam learning rate (constant over training)"))
+    lr: float = field(default=5e-4, metadata=_help("Adam learning rate (its schedule: lr_schedule)"))
+    lr_schedule: str = field(
+        default="constant",
+        metadata=_help(
+            "constant (the Procgen recipes) or linear: lr * (1 - k / N) at update k = 0..N-1 of a run of N updates "
+            "(jaxued's maze recipes, optax linear_schedule)"
+        ),
+    )
     adam_eps: float = field(default=1e-5, metadata=_help("Adam epsilon"))
     n_steps: int = field(default=256, metadata=_help("steps per environment in each rollout"))
     n_epochs: int = field(default=3, metadata=_help("passes over each rollout per update"))
@@ -112,6 +138,7 @@ class PPOConfig:
         o = "ppo"
         # upper bounds: beyond them a setting has no sane meaning (an lr of 1e10 only diverges)
         _check_number(o, "lr", self.lr, low=0, low_open=True, high=1)
+        _check_choice(o, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_number(o, "adam_eps", self.adam_eps, low=0, low_open=True, high=1)
         _check_int(o, "n_steps", self.n_steps, low=1)
         _check_int(o, "n_epochs", self.n_epochs, low=1)

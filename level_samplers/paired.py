@@ -79,6 +79,7 @@ class PAIREDSampler(LevelSampler):
         adversary_lr: the adversary's learning rate (jaxued adv_lr 1e-4).
         adversary_epochs: the adversary's PPO epochs per update (jaxued adv_epoch_ppo 5).
         adversary_entropy: the adversary's entropy coefficient (jaxued adv_entropy_coeff 1e-3).
+        adversary_lr_schedule: linear (jaxued: lr * (1 - k / N) at its update k of the run's N) or constant.
     """
 
     name = "paired"
@@ -99,6 +100,7 @@ class PAIREDSampler(LevelSampler):
         adversary_lr: float = 1e-4,
         adversary_epochs: int = 5,
         adversary_entropy: float = 1e-3,
+        adversary_lr_schedule: str = "linear",
     ) -> None:
         finite, draw = resolve_levels(levels)
         if not callable(getattr(designer, "design", None)):
@@ -110,6 +112,7 @@ class PAIREDSampler(LevelSampler):
         check_positive("adversary_lr", adversary_lr)
         if not 0 <= float(adversary_entropy) < 1:
             raise ValueError(f"adversary_entropy must be in [0, 1), got {adversary_entropy!r}")
+        check_choice("adversary_lr_schedule", adversary_lr_schedule, ("constant", "linear"))
         self.designer, self.space = designer, space
         self._rng = np.random.default_rng(seed)
         self._first = finite[0] if finite is not None else draw(self._rng)  # type: ignore[misc]
@@ -214,6 +217,7 @@ class REPAIREDSampler(PAIREDSampler):
         adversary_lr: float = 1e-4,
         adversary_epochs: int = 5,
         adversary_entropy: float = 1e-3,
+        adversary_lr_schedule: str = "linear",
         replay_prob: float = 0.95,
         min_fill_ratio: float = 0.5,
         capacity: int = 4000,
@@ -223,6 +227,7 @@ class REPAIREDSampler(PAIREDSampler):
         super().__init__(
             levels, designer=designer, space=space, seed=seed, regret=regret, n_walls=n_walls, z_dim=z_dim,
             adversary_lr=adversary_lr, adversary_epochs=adversary_epochs, adversary_entropy=adversary_entropy,
+            adversary_lr_schedule=adversary_lr_schedule,
         )  # fmt: skip
         from heldout.level_samplers.plr import RobustPLRSampler
 

@@ -115,3 +115,18 @@ def test_bad_network_values_name_the_field(field, value):
 
 def test_network_lists_become_tuples():
     assert NetworkConfig(impala_channels=[8, 8]).impala_channels == (8, 8)
+
+
+def test_linear_decay_gives_jaxueds_lr_at_each_update_from_sb3s_progress():
+    from heldout.agents.config import LinearDecay
+
+    schedule = LinearDecay(1e-4, rollout=512, total=2048)  # N = 4 updates
+    # sb3's progress remaining when update k runs: 1 - (k + 1) * 512 / 2048
+    seen = [schedule(1 - (k + 1) * 512 / 2048) for k in range(4)]
+    assert seen == pytest.approx([1e-4, 0.75e-4, 0.5e-4, 0.25e-4], rel=1e-12)  # lr * (1 - k / 4)
+    assert schedule(-0.5) == 0.0 and schedule(1.0) == 1e-4  # clipped to [0, lr]
+
+
+def test_an_unknown_lr_schedule_is_refused_by_name():
+    with pytest.raises(ValueError, match="lr_schedule"):
+        PPOConfig(lr_schedule="cosine")

@@ -11,9 +11,10 @@ from heldout.trainer.adversary import Adversary, AdversaryConfig
 TINY = AdversaryConfig(lstm_hidden_size=16, conv_channels=4, n_epochs=1)
 
 
-def make(seed=0, cfg=TINY, envs=3):
+def make(seed=0, cfg=TINY, envs=3, total_updates=100):
     th.manual_seed(seed)
-    adv = Adversary(MazeEditorVecEnv(envs, size=5, n_walls=3, z_dim=4, seed=seed), cfg, seed=seed)
+    editor = MazeEditorVecEnv(envs, size=5, n_walls=3, z_dim=4, seed=seed)
+    adv = Adversary(editor, cfg, seed=seed, total_updates=total_updates)
     adv.set_logger(configure(None, []))
     return adv
 
@@ -57,3 +58,22 @@ def test_state_round_trip_designs_the_same_next_levels():
     assert b.design() == following
     assert b.model.num_timesteps == a.model.num_timesteps
     assert 0.0 < a.entropy() <= np.log(25) + 1e-6
+
+
+def test_the_adversary_lr_decays_linearly_per_update_as_jaxued_and_can_stay_constant():
+    """jaxued maze_paired.py ~464-470: lr * (1 - k / N) at the adversary's update k (N = 4 here)."""
+    adv = make(total_updates=4)
+    seen = []
+    for k in range(3):
+        adv.design()
+        adv.learn(np.zeros(3))
+        seen.append(adv.model.policy.optimizer.param_groups[0]["lr"])
+    assert seen == pytest.approx([1e-4, 0.75e-4, 0.5e-4], rel=1e-12)
+    flat = make(cfg=AdversaryConfig(**{**TINY.__dict__, "lr_schedule": "constant"}), total_updates=None)
+    flat.design()
+    flat.learn(np.zeros(3))
+    assert flat.model.policy.optimizer.param_groups[0]["lr"] == 1e-4
+    with pytest.raises(ValueError, match="needs total_updates"):
+        make(total_updates=None)
+    with pytest.raises(ValueError, match="adversary_lr_schedule must be one of constant, linear"):
+        AdversaryConfig(lr_schedule="cosine")

@@ -1,6 +1,8 @@
 """PAIRED end to end through `heldout train`: three agents, regret logged, resume bit-identical."""
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -35,13 +37,32 @@ def test_paired_run_trains_three_agents_and_logs_regret(tmp_path):
         assert tag in tags, tag
 
 
+def sigterm_after_updates(monkeypatch, n: int) -> None:
+    """The run sends itself SIGTERM after its n-th update (a preemption at a known point)."""
+    from heldout.trainer import loop
+
+    real, done = loop.update_agent, []
+
+    def update(run):
+        real(run)
+        done.append(1)
+        if len(done) == n:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(loop, "update_agent", update)
+
+
 @pytest.mark.parametrize("method", ["paired", "repaired"])
-def test_paired_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path, method):
-    common = [*(PAIRED_TINY if method == "paired" else REPAIRED_TINY), "--checkpoint_interval", "1"]
+def test_paired_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path, monkeypatch, method):
+    # the adversary's lr decays over the run's updates: the stopped run must have the same length
+    common = [*(PAIRED_TINY if method == "paired" else REPAIRED_TINY), "--checkpoint_interval", "1", "--steps", "1024"]
     whole, part = tmp_path / "whole", tmp_path / "part"
-    assert main(["train", *common, "--steps", "1024", "--run-dir", str(whole)]) == 0
-    assert main(["train", *common, "--steps", "512", "--run-dir", str(part)]) == 0
-    assert main(["train", "--resume", str(part), "--steps", "1024", "--no-progress"]) == 0
+    assert main(["train", *common, "--run-dir", str(whole)]) == 0
+    with monkeypatch.context() as patch:
+        sigterm_after_updates(patch, 2)
+        assert main(["train", *common, "--run-dir", str(part)]) == 143
+    assert load_checkpoint(part)["num_timesteps"] == 512
+    assert main(["train", "--resume", str(part), "--no-progress"]) == 0
     a, b = load_checkpoint(whole), load_checkpoint(part)
     for policy in (a["policy"], a["partner"]["antagonist"]["policy"], a["partner"]["adversary"]["policy"]):
         assert policy  # three networks
@@ -87,6 +108,19 @@ def test_the_paired_preset_holds_jaxueds_student_settings():
     assert (ppo.lr, ppo.n_steps, ppo.n_epochs, ppo.n_minibatches) == (1e-4, 256, 5, 1)
     assert (ppo.gamma, ppo.gae_lambda, ppo.ent_coef, ppo.clip_range, ppo.vf_coef) == (0.995, 0.98, 1e-3, 0.2, 0.5)
     assert not ppo.normalize_reward and cfg.network.lstm_hidden_size == 256
+    assert ppo.lr_schedule == "linear"  # optax linear_schedule over the run's updates (maze_paired.py ~464-470)
+
+
+def test_linear_lr_schedules_reach_all_three_agents_at_jaxueds_values(tmp_path):
+    """4 updates (N = 4): the last update, k = 3, uses lr * (1 - 3/4) in every agent."""
+    run = tmp_path / "run"
+    assert main(["train", *PAIRED_TINY, "--ppo.lr", "4e-4", "--ppo.lr_schedule", "linear", "--steps", "1024",
+                 "--run-dir", str(run)]) == 0  # fmt: skip
+    state = load_checkpoint(run)
+    lr = lambda opt: opt["param_groups"][0]["lr"]  # noqa: E731
+    assert lr(state["optimizer"]) == pytest.approx(1e-4, rel=1e-12)
+    assert lr(state["partner"]["antagonist"]["optimizer"]) == pytest.approx(1e-4, rel=1e-12)
+    assert lr(state["partner"]["adversary"]["optimizer"]) == pytest.approx(0.25e-4, rel=1e-12)
 
 
 @pytest.mark.parametrize(

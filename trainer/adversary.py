@@ -24,6 +24,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from heldout.agents.config import LR_SCHEDULES, LinearDecay
 from heldout.agents.lstm_policy import LSTMPolicy
 from heldout.agents.ppo_lstm import HeldoutRecurrentPPO
 from heldout.envs.maze.editor import MazeEditorVecEnv, observation_layout
@@ -64,10 +65,14 @@ class AdversaryConfig:
     max_grad_norm: float = 0.5
     lstm_hidden_size: int = 256
     conv_channels: int = 128
+    lr_schedule: str = "linear"
+    """linear: lr * (1 - k / N) at the adversary's update k of the run's N (jaxued ~464-470); or constant."""
 
     def __post_init__(self) -> None:
         """The settings a user gives (``--sampler.adversary_*``) are checked before torch sees them."""
         check_positive("adversary_lr", self.lr)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"adversary_lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if isinstance(self.n_epochs, bool) or not isinstance(self.n_epochs, int) or self.n_epochs < 1:
             raise ValueError(f"adversary_epochs must be a whole number >= 1, got {self.n_epochs!r}")
         if not 0 <= float(self.ent_coef) < 1:
@@ -97,9 +102,12 @@ class Adversary:
 
     def __init__(
         self, env: MazeEditorVecEnv, cfg: AdversaryConfig | None = None, *, seed: int = 0,
-        device: str | th.device = "cpu",
+        device: str | th.device = "cpu", total_updates: int | None = None,
     ) -> None:  # fmt: skip
         self.cfg = cfg = cfg or AdversaryConfig()
+        if cfg.lr_schedule == "linear" and not total_updates:
+            raise ValueError("the adversary's linear lr schedule needs total_updates (the run's number of updates)")
+        self.total_updates = total_updates
         self.env = env
         num_envs, size = env.num_envs, env.size
         steps = self.env.episode_steps
@@ -114,6 +122,8 @@ class Adversary:
                 net_arch=dict(pi=[32], vf=[32]), activation_fn=nn.ReLU,
             ),
         )  # fmt: skip
+        if cfg.lr_schedule == "linear":
+            self.model.lr_schedule = LinearDecay(cfg.lr, 1, int(total_updates))  # read at learn(): see there
         self._catch = _CatchLevels(num_envs)
         self._callback = None
 
@@ -141,6 +151,9 @@ class Adversary:
         ends = np.ones(self.env.num_envs, dtype=np.float32)  # every slot's episode ended at the last step
         last_values = th.zeros(self.env.num_envs, device=self.model.device)
         buffer.compute_returns_and_advantage(last_values=last_values, dones=ends)
+        if self.total_updates:  # its own progress: update k = designs - 1 of N, as sb3 would count it
+            designs = self.model.num_timesteps // (self.env.episode_steps * self.env.num_envs)
+            self.model._current_progress_remaining = 1.0 - designs / self.total_updates
         self.model.train()
 
     def entropy(self) -> float:

@@ -11,6 +11,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from heldout import envs
 from heldout.cli import UsageError
+from heldout.agents.config import LinearDecay
 from heldout.trainer import limits
 from heldout.trainer.memory import keep_freed_memory
 from heldout.trainer.config import TrainConfig, trainer_keys
@@ -124,6 +125,13 @@ def prepare_process(cfg: TrainConfig) -> None:
         torch.set_num_threads(cfg.torch_threads)
 
 
+def apply_lr_schedule(model: Any, cfg: TrainConfig) -> None:
+    """Give a PPO agent the run's learning-rate schedule (``ppo.lr_schedule``), over the run's
+    ``steps`` (a resume with more steps stretches the remaining decay over them)."""
+    if cfg.ppo.lr_schedule == "linear":
+        model.lr_schedule = LinearDecay(cfg.ppo.lr, cfg.env.num_envs * cfg.ppo.n_steps, cfg.steps)
+
+
 def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     """Every piece of a run from its config; checks names and values, writes nothing.
 
@@ -156,6 +164,7 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=agents.resolve_device(cfg.device),
         **settings,
     )
+    apply_lr_schedule(model, cfg)
     space = family.level_space(**options)
     team = paired_team(cfg, family, train_levels, model) if "designer" in sampler_needs(cfg) else None
     try:
@@ -197,16 +206,19 @@ def paired_team(cfg: TrainConfig, family: envs.EnvFamily, train_levels: envs.Lev
         raise UsageError(f"--sampler {cfg.sampler.name}: {err}") from None
     try:
         adv_cfg = AdversaryConfig(
-            lr=params["adversary_lr"], n_epochs=params["adversary_epochs"], ent_coef=params["adversary_entropy"]
+            lr=params["adversary_lr"], n_epochs=params["adversary_epochs"], ent_coef=params["adversary_entropy"],
+            lr_schedule=params["adversary_lr_schedule"],
         )
     except ValueError as err:
         raise UsageError(f"--sampler {cfg.sampler.name}: {err}") from None
-    adversary = Adversary(editor, adv_cfg, seed=cfg.seed, device=model.device)
+    updates = max(1, cfg.steps // (cfg.env.num_envs * cfg.ppo.n_steps))  # the run's updates: the decay's N
+    adversary = Adversary(editor, adv_cfg, seed=cfg.seed, device=model.device, total_updates=updates)
     level_env = family.make_vec(cfg.env.num_envs, train_levels, seed=cfg.seed + 1, **options)
     settings = {section: getattr(cfg, section) for section in agents.sections(cfg.agent)}
     antagonist = agents.make(
         cfg.agent, cfg.ppo.reward_normalizer(level_env), ppo=cfg.ppo, network=cfg.network, seed=cfg.seed + 1,
         device=model.device, **settings,
     )  # fmt: skip
+    apply_lr_schedule(antagonist, cfg)
     return PairedTeam(adversary, antagonist, level_env, regret_form=params["regret"])
 

@@ -220,7 +220,7 @@ def _maze_lstm_preset() -> TrainConfig:
 
 def _paired_preset() -> TrainConfig:
     """PAIRED on mazes with jaxued's student settings (``examples/maze_paired.py`` ~712-723): the
-    recurrent agent (LSTM 256), 32 envs x 256 steps, lr 1e-4, 5 epochs, one minibatch, gamma 0.995,
+    recurrent agent (LSTM 256), 32 envs x 256 steps, lr 1e-4 decaying linearly to 0, 5 epochs, one minibatch, gamma 0.995,
     GAE lambda 0.98, entropy 1e-3, no reward normalisation; 1.5M protagonist steps (the maze
     benchmark's budget). The adversary's settings are the ``paired`` sampler's defaults."""
     cfg = _maze_preset()
@@ -228,7 +228,7 @@ def _paired_preset() -> TrainConfig:
     cfg.env.train_set = "random"
     cfg.sampler = SamplerConfig(name="paired")
     cfg.ppo = dataclasses.replace(
-        PPOConfig(), lr=1e-4, n_steps=256, n_epochs=5, n_minibatches=1, gamma=0.995, gae_lambda=0.98,
+        PPOConfig(), lr=1e-4, lr_schedule="linear", n_steps=256, n_epochs=5, n_minibatches=1, gamma=0.995, gae_lambda=0.98,
         ent_coef=1e-3, clip_range=0.2, vf_coef=0.5, max_grad_norm=0.5, normalize_reward=False,
     )  # fmt: skip
     cfg.network = dataclasses.replace(cfg.network, lstm_hidden_size=256)
