@@ -60,7 +60,8 @@ def train_loop(
     cfg, model, glue = run.cfg, run.model, run.glue
     total_timesteps, callbacks = model._setup_learn(  # sb3's own set-up of learn(): resets the env on a fresh start
         cfg.steps - model.num_timesteps if resume else cfg.steps,
-        [glue.steps, *(run.partner.callbacks if run.partner is not None else []), *_as_list(callback)],
+        [glue.steps, *([run.bonus.callback] if run.bonus is not None else []),
+         *(run.partner.callbacks if run.partner is not None else []), *_as_list(callback)],
         reset_num_timesteps=not resume,
     )  # fmt: skip
     if not resume:
