@@ -186,3 +186,30 @@ def test_a_bonus_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path
     assert {"bonus/extrinsic_return", "bonus/intrinsic_return", "bonus/mean_per_episode"} <= tags
     if "sum" in args:
         assert "bonus/distinct_states" in tags
+
+
+@pytest.mark.parametrize("score_with", ["extrinsic", "total"])
+def test_level_scores_see_the_extrinsic_reward_unless_told_otherwise(score_with):
+    from heldout.trainer import config
+    from heldout.trainer.build import build
+    from heldout.trainer.loop import train_loop
+
+    cfg = config.preset("maze")
+    cfg.env.num_envs, cfg.env.num_train_levels, cfg.env.options = 4, 5, {"max_steps": 20}
+    cfg.ppo.n_steps, cfg.ppo.n_epochs, cfg.ppo.normalize_reward, cfg.steps = 32, 1, False, 32
+    cfg.sampler.name, cfg.bonus.name, cfg.bonus.normalize, cfg.bonus.score_with = "plr", "global_count", False, score_with
+    cfg.validate()
+    run = build(cfg)
+    seen = {}
+    process = run.glue.scorer.process
+    run.glue.scorer.process = lambda **kw: seen.update(kw) or process(**kw)
+    train_loop(run)
+    buffer = run.model.rollout_buffer
+    added = np.stack(run.glue.steps.intrinsic)
+    assert (added > 0).all()  # 1/sqrt(N) on every step
+    ends = np.vstack([buffer.episode_starts[1:], run.glue.steps.last_dones[None]]).astype(bool)
+    if score_with == "extrinsic":  # the maze pays only at an episode's end (and sb3 bootstraps only there)
+        assert np.allclose(seen["rewards"][~ends], 0.0, atol=1e-6)
+        assert np.allclose(seen["rewards"], buffer.rewards - added, atol=1e-6)
+    else:
+        assert np.array_equal(seen["rewards"], buffer.rewards)
