@@ -10,6 +10,8 @@ checkpoint, stop if asked            set), :mod:`heldout.trainer.checkpoint`, :m
 -> collect one rollout               stable-baselines3's ``collect_rollouts``; the env
                                      (:class:`heldout.envs.LevelVecEnv`) plays the levels the
                                      sampler draws and reports each step's level and replay flag
+                                     (with ``--bonus``: :mod:`heldout.bonuses` adds the intrinsic
+                                     reward above it, and trains its networks at the rollout's end)
 -> score its episodes                :class:`~heldout.trainer.sampler_glue.SamplerGlue` ->
                                      :class:`heldout.level_samplers.EpisodeScorer`
 -> update the sampler                :mod:`heldout.level_samplers` (and
