@@ -260,6 +260,12 @@ CASES = [
     ("clip-range-2", [*TRAIN, "--ppo.clip_range", "2"], nothing, "ppo.clip_range"),
     ("augment-with-ppo", [*TRAIN, "--agent", "ppo", "--augment", "cutout"], nothing,
      "--augment.* settings are given, but --agent ppo does not use them"),
+    ("bonus-unknown", [*TRAIN, "--bonus", "curiosity"], nothing, "bad value bonus.name='curiosity'"),
+    ("bonus-ridge-0", [*TRAIN, "--bonus", "e3b", "--bonus.ridge", "0"], nothing, "bad value bonus.ridge=0.0"),
+    ("bonus-part-swapped", [*TRAIN, "--bonus", "product", "--bonus.global_part", "e3b"], nothing,
+     "bad value bonus.global_part='e3b'"),
+    ("bonus-settings-without-bonus", [*TRAIN, "--bonus.coef", "0.5"], nothing,
+     "--bonus.* settings are given, but no --bonus"),
     # settings that allocate: checked against a limit or a memory estimate before anything is built
     ("num-envs-100000", [*TRAIN, "--env.num_envs", "100000"], nothing, "--env.num_envs 100,000 is more than heldout allows (4,096)"),
     ("eval-num-envs-10000", [*TRAIN, "--eval.num_envs", "10000"], nothing, "--eval.num_envs 10,000"),

@@ -36,6 +36,8 @@ class Run:
     """The env step of the latest periodic evaluation."""
     started: float = 0.0
     wall_time_before: float = 0.0
+    bonus: Any = None
+    """The exploration bonus's env wrapper (:class:`heldout.bonuses.BonusVecEnv`) under the agent; None without one."""
     partner: Any = None
     """Players beside the agent that the loop drives after each rollout (PAIRED's adversary and
     antagonist, :class:`heldout.trainer.paired.PairedTeam`); None in most runs."""
@@ -146,6 +148,7 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     if cfg.agent not in agents.names():
         raise UsageError(f"unknown agent {cfg.agent!r}; choose one of {', '.join(agents.names())}")
     limits.check_unused_sections(cfg, agents.sections(cfg.agent))
+    limits.check_bonus(cfg, offline="dataset" in agents.needs(cfg.agent))
     limits.check_allocations(cfg)  # before any env or buffer is allocated
     sampler_needs(cfg)
     prepare_process(cfg)
@@ -159,6 +162,8 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     test_sets = load_test_sets(family, cfg)
     level_env = family.make_vec(cfg.env.num_envs, train_levels, seed=cfg.seed, **options)
     env: VecEnv = cfg.ppo.reward_normalizer(level_env)
+    bonus = with_bonus(cfg, env)
+    env = bonus if bonus is not None else env
     settings = {section: getattr(cfg, section) for section in agents.sections(cfg.agent)}
     model = agents.make(
         cfg.agent, env, ppo=cfg.ppo, network=cfg.network, seed=cfg.seed, device=agents.resolve_device(cfg.device),
@@ -180,12 +185,29 @@ def build(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     reference = train_levels if cfg.env.train_set == "train" else load_level_set(family, "train", cfg)
     stats = PlayedLevelStats(space, reference_levels(reference, seed=cfg.env.level_seed), sampler)
     try:  # the sampler becomes the env's level source: its first reset already draws from it
-        glue = SamplerGlue(sampler, model, level_stats=stats if stats.enabled else None)
+        glue = SamplerGlue(
+            sampler, model, level_stats=stats if stats.enabled else None,
+            extrinsic_scores=bonus is not None and cfg.bonus.score_with == "extrinsic",
+        )  # fmt: skip
     except TypeError as err:
         raise UsageError(f"--sampler {cfg.sampler.name} with --agent {cfg.agent}: {err}") from None
     if team is not None:
         team.attach(sampler)
-    return Run(cfg, model, glue, family, train_levels, test_sets, run_dir, partner=team)
+    return Run(cfg, model, glue, family, train_levels, test_sets, run_dir, bonus=bonus, partner=team)
+
+
+def with_bonus(cfg: TrainConfig, env: VecEnv) -> Any:
+    """``env`` under the run's exploration bonus (:class:`heldout.bonuses.BonusVecEnv`, above the reward
+    normaliser: that scales the extrinsic reward only), or None for ``--bonus none``."""
+    from heldout import agents, bonuses
+
+    if not cfg.bonus.enabled:
+        return None
+    try:
+        bonus = bonuses.make(cfg.bonus, env, seed=cfg.seed + 7919, device=agents.resolve_device(cfg.device))
+    except ValueError as err:
+        raise UsageError(f"--bonus {cfg.bonus.name} on --env {cfg.env.name}: {err}") from None
+    return bonuses.BonusVecEnv(env, bonus, coef=cfg.bonus.coef, normalize=cfg.bonus.normalize)
 
 
 def paired_team(cfg: TrainConfig, family: envs.EnvFamily, train_levels: envs.LevelSet, model: Any) -> Any:

@@ -149,6 +149,8 @@ def save_checkpoint(run: Run) -> None:
     }
     if run.partner is not None:
         extra["partner"] = run.partner.state_dict()
+    if run.bonus is not None:
+        extra["bonus"] = run.bonus.state_dict()
     state = capture(run.model, run.level_env, extra)
     save(state, run.run_dir / CHECKPOINT, run.level_env.level_space)
 
@@ -175,6 +177,8 @@ def restore_checkpoint(run: Run, state: dict[str, Any]) -> None:
         run.glue.load_state_dict(state["sampler"])
         if run.partner is not None:
             run.partner.load_state_dict(state["partner"])
+        if run.bonus is not None:
+            run.bonus.load_state_dict(state["bonus"])
         restore(run.model, run.level_env, state)
     except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as err:
         detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

@@ -31,6 +31,7 @@ SHORT_FLAGS = {
     "--sampler": "sampler.name",
     "--agent": "agent",
     "--augment": "augment.name",
+    "--bonus": "bonus.name",
     "--steps": "steps",
     "--seed": "seed",
     "--device": "device",

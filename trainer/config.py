@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from heldout import level_samplers
+from heldout.bonuses.config import BonusConfig
 from heldout.agents import AugmentConfig, DrACConfig, NetworkConfig, OfflineConfig, PPOConfig, UCBConfig
 from heldout.trainer.dred import TRAINER_KEYS
 from heldout.userfiles import read_text
@@ -132,6 +133,7 @@ class TrainConfig:
     ucb: UCBConfig = field(default_factory=UCBConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    bonus: BonusConfig = field(default_factory=BonusConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     steps: int = field(default=1_000_000, metadata=_help("total environment steps"))
@@ -168,7 +170,7 @@ class TrainConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"bad value device={self.device!r}: use auto, cpu, cuda or cuda:N")
         self.ppo.validate()
-        for section in (self.augment, self.drac, self.ucb, self.offline):
+        for section in (self.augment, self.drac, self.ucb, self.offline, self.bonus):
             section.validate()
         self.sampler.validate(family=family_name(self.env.name))
 

@@ -67,3 +67,13 @@ def check_unused_sections(cfg: Any, used: tuple[str, ...]) -> None:
                 f"--{section}.* settings are given, but --agent {cfg.agent} does not use them; leave them out, "
                 f"or choose an agent that reads them"
             )
+
+
+def check_bonus(cfg: Any, offline: bool) -> None:
+    """Refuse ``--bonus.*`` settings without a bonus, and a bonus for an agent that learns from a dataset."""
+    from heldout.trainer.config import TrainConfig
+
+    if cfg.bonus.name == "none" and asdict(cfg.bonus) != asdict(TrainConfig().bonus):
+        raise UsageError("--bonus.* settings are given, but no --bonus; choose one (e.g. --bonus product) or leave them out")
+    if cfg.bonus.name != "none" and offline:
+        raise UsageError(f"--bonus {cfg.bonus.name} rewards exploration, but --agent {cfg.agent} learns from a dataset; leave it out")

@@ -10,6 +10,8 @@ checkpoint, stop if asked            set), :mod:`heldout.trainer.checkpoint`, :m
 -> collect one rollout               stable-baselines3's ``collect_rollouts``; the env
                                      (:class:`heldout.envs.LevelVecEnv`) plays the levels the
                                      sampler draws and reports each step's level and replay flag
+                                     (with ``--bonus``: :mod:`heldout.bonuses` adds the intrinsic
+                                     reward above it, and trains its networks at the rollout's end)
 -> score its episodes                :class:`~heldout.trainer.sampler_glue.SamplerGlue` ->
                                      :class:`heldout.level_samplers.EpisodeScorer`
 -> update the sampler                :mod:`heldout.level_samplers` (and
@@ -60,7 +62,8 @@ def train_loop(
     cfg, model, glue = run.cfg, run.model, run.glue
     total_timesteps, callbacks = model._setup_learn(  # sb3's own set-up of learn(): resets the env on a fresh start
         cfg.steps - model.num_timesteps if resume else cfg.steps,
-        [glue.steps, *(run.partner.callbacks if run.partner is not None else []), *_as_list(callback)],
+        [glue.steps, *([run.bonus.callback] if run.bonus is not None else []),
+         *(run.partner.callbacks if run.partner is not None else []), *_as_list(callback)],
         reset_num_timesteps=not resume,
     )  # fmt: skip
     if not resume:

@@ -24,7 +24,7 @@ from heldout import envs
 from heldout.cli import UsageError
 from heldout.evaluation import report
 from heldout.offline import dataset as datasets
-from heldout.trainer import config, signals
+from heldout.trainer import config, limits, signals
 from heldout.trainer.build import Run, load_level_set, load_test_sets, prepare_process
 from heldout.trainer.checkpoint import rng_states, set_rng_states
 from heldout.trainer.config import TrainConfig
@@ -145,6 +145,7 @@ def build(cfg: TrainConfig, run_dir: Path | None, data: datasets.OfflineData | N
         family = envs.get(cfg.env.name)
     except KeyError as err:
         raise UsageError(err.args[0]) from None
+    limits.check_bonus(cfg, offline=True)
     prepare_process(cfg)
     train_levels = load_level_set(family, cfg.env.train_set, cfg)
     test_sets = load_test_sets(family, cfg)

@@ -97,6 +97,26 @@ def image_grid(frames: list[np.ndarray], pad: int = 2) -> np.ndarray:
     return grid
 
 
+def gae(rewards: np.ndarray, values: np.ndarray, episode_starts: np.ndarray, last_values: np.ndarray,
+        last_dones: np.ndarray, gamma: float, lam: float) -> np.ndarray:  # fmt: skip
+    """Generalised advantage estimates of a (T, E) rollout, as stable-baselines3's rollout buffer
+    computes them (``compute_returns_and_advantage``)."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64).reshape(rewards.shape)
+    starts = np.asarray(episode_starts, dtype=np.float64).reshape(rewards.shape)
+    advantages = np.zeros_like(rewards)
+    last = np.zeros(rewards.shape[1])
+    for t in reversed(range(rewards.shape[0])):
+        if t == rewards.shape[0] - 1:
+            alive, next_values = 1.0 - np.asarray(last_dones, dtype=np.float64), np.asarray(last_values, np.float64)
+        else:
+            alive, next_values = 1.0 - starts[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * next_values * alive - values[t]
+        last = delta + gamma * lam * alive * last
+        advantages[t] = last
+    return advantages
+
+
 class RolloutSteps(BaseCallback):
     """What the glue reads during ``collect_rollouts``: per step, the level and replay flag of
     every slot and the achieved return of every episode that ended (in the buffer's reward
@@ -108,11 +128,13 @@ class RolloutSteps(BaseCallback):
         self.levels: list[list[Level]] = []
         self.replayed: list[np.ndarray] = []
         self.returns: list[np.ndarray] = []
+        self.intrinsic: list[np.ndarray] = []
+        """Per step, the exploration bonus added to each slot's reward (``info["intrinsic"]``; 0 without one)."""
         self.last_values: np.ndarray | None = None
         self.last_dones: np.ndarray | None = None
 
     def _on_rollout_start(self) -> None:
-        self.levels, self.replayed, self.returns = [], [], []
+        self.levels, self.replayed, self.returns, self.intrinsic = [], [], [], []
 
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]
@@ -129,6 +151,7 @@ class RolloutSteps(BaseCallback):
         self.levels.append(levels)
         self.replayed.append(np.array([info["replayed"] for info in infos], dtype=bool))
         self.returns.append(returns)
+        self.intrinsic.append(np.array([info.get("intrinsic", 0.0) for info in infos], dtype=np.float64))
         return True
 
     def _on_rollout_end(self) -> None:
@@ -158,6 +181,9 @@ class SamplerGlue:
             recomputes the policy's action probabilities over the rollout buffer.
         level_stats: collects the features of the levels played (``heldout.trainer.level_stats``),
             logged with the sampler under ``levels/`` and ``levels_trained/``.
+        extrinsic_scores: score levels without the exploration bonus the env adds (each step's
+            ``info["intrinsic"]``): it is taken off the buffer's rewards and the advantages are
+            recomputed from them by GAE on the agent's values (:func:`gae`).
 
     TensorBoard tags (under ``log_prefix``): ``sampling_entropy``, ``num_seen``,
     ``replay_fraction`` (of the levels drawn since the last log), ``score_mean``,
@@ -179,6 +205,7 @@ class SamplerGlue:
         log_prefix: str = "level_sampler",
         score_batch_size: int = 2048,
         level_stats: PlayedLevelStats | None = None,
+        extrinsic_scores: bool = False,
         verbose: int = 0,
     ) -> None:
         if not isinstance(sampler, LevelSampler):
@@ -212,6 +239,8 @@ class SamplerGlue:
         self.log_prefix = log_prefix
         self.score_batch_size = score_batch_size
         self.level_stats = level_stats
+        self.extrinsic_scores = extrinsic_scores
+        self.gae_lambda = float(getattr(model, "gae_lambda", 1.0))
         self.verbose = verbose
         self.steps = RolloutSteps(sampler)
         """The callback ``collect_rollouts`` must call: what each step played (see :class:`RolloutSteps`)."""
@@ -267,13 +296,19 @@ class SamplerGlue:
                 "pass SamplerGlue.steps to every collect_rollouts call"
             )
         probs = self._action_probabilities(model) if self.scorer.needs_probs else None
+        rewards, advantages, returns = buffer.rewards, buffer.advantages, buffer.returns
+        if self.extrinsic_scores:
+            rewards = np.asarray(buffer.rewards, dtype=np.float64) - np.stack(steps.intrinsic)
+            advantages = gae(rewards, buffer.values, buffer.episode_starts, steps.last_values, steps.last_dones,
+                             float(model.gamma), self.gae_lambda)  # fmt: skip
+            returns = advantages + np.asarray(buffer.values, dtype=np.float64)
         episodes = self.scorer.process(
             levels=steps.levels,
             replayed=np.stack(steps.replayed),
-            rewards=buffer.rewards,
+            rewards=rewards,
             values=buffer.values,
-            advantages=buffer.advantages,
-            returns=buffer.returns,
+            advantages=advantages,
+            returns=returns,
             episode_starts=buffer.episode_starts,
             last_values=steps.last_values,
             last_dones=steps.last_dones,
