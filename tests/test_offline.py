@@ -215,3 +215,50 @@ def test_a_run_saved_before_the_offline_settings_existed_still_matches_its_confi
     assert config_differences(saved, cfg) == []
     cfg.offline.cql_alpha = 1.0  # a setting that differs from the default is still named
     assert config_differences(saved, cfg) == ["offline.cql_alpha: 4.0 -> 1.0"]
+
+
+def test_an_offline_run_holds_its_run_directory_against_a_second_writer(maze_run, expert_dataset, tmp_path, capsys, wait_for):
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = ["--config", str(maze_run / "config.yaml"), "--agent", "bc", "--dataset", str(expert_dataset), *FAST]
+    cmd = [sys.executable, "-m", "heldout.cli", "train", *args, "--offline.updates", "10000000", "--run-dir", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (run / "untrained.json").exists(), proc)
+        config_before = (run / "config.yaml").read_bytes()
+        # a second offline writer (another seed) and an online one: both refused, naming the holder
+        for agent in ("bc", "ppo"):
+            second = ["train", *args, "--seed", "1", "--run-dir", str(run)]
+            if agent == "ppo":
+                second = ["train", "--config", str(maze_run / "config.yaml"), "--seed", "1", "--run-dir", str(run), *FAST]
+            assert main(second) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"run directory {run} is in use by another heldout process (pid {proc.pid}" in err[0]
+        assert (run / "config.yaml").read_bytes() == config_before
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 143  # stopped as an online run stops, with a checkpoint
+    assert (run / "checkpoints" / "latest.pt").exists() and not (run / ".heldout.lock").exists()
+
+
+def test_two_collects_into_one_directory_keep_the_first_dataset_and_refuse_the_second(maze_run, tmp_path, capsys, monkeypatch):
+    from heldout.offline import dataset
+    from heldout.trainer import collect
+
+    out = tmp_path / "data"
+    first = ["collect", str(maze_run), "--policy", "shortest-path", "--episodes", "4", "--out", str(out)]
+    assert main(first) == 0
+    kept = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    # the second started before the first finished: its check saw no directory yet
+    for module in (collect, dataset):
+        monkeypatch.setattr(module, "check_new_dir", lambda path, what="--out": Path(path))
+    assert main([*first[:-1], str(out), "--seed", "7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was written by another process while this one collected" in err[0]
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # the second's temporary directory is gone

@@ -23,6 +23,9 @@ from heldout.trainer.loop import train_loop
 from heldout.trainer.rundir import check_run_dir, open_run_dir
 
 
+NOTICE = "heldout train: stopping at the next update to write a checkpoint (signal again to stop at once)"
+
+
 def train(
     cfg: TrainConfig,
     run_dir: Path,
@@ -34,7 +37,8 @@ def train(
 ) -> dict[str, Any]:
     """Run (or continue) training; returns the report that was written to ``run_dir``.
 
-    The run directory is locked first (:mod:`heldout.trainer.lock`: one writer at a time); then
+    The run directory is locked first (:mod:`heldout.trainer.lock`: one writer at a time, offline
+    agents' runs too); then
     everything is checked before anything is written; then ``announce`` is printed. SIGINT and
     SIGTERM stop the run at once in the phases with nothing to save (set-up, DRED's fit, the
     untrained and the final evaluations), and during training at the next update with a
@@ -42,12 +46,12 @@ def train(
     phase. ``callback``: your own stable-baselines3 callback(s), called as ``model.learn`` calls them.
     """
     run_dir = Path(run_dir)
-    if "dataset" in agent_needs(cfg):  # an offline agent: the trainer provides its dataset
-        from heldout.trainer import offline
+    offline_agent = "dataset" in agent_needs(cfg)
+    with DirectoryLock(run_dir, "run directory"), signals.StopSignals(NOTICE, immediate=True) as stop:
+        if offline_agent:  # an offline agent: the trainer provides its dataset
+            from heldout.trainer import offline
 
-        return offline.train(cfg, run_dir, resume=resume, progress=progress, announce=announce)
-    notice = "heldout train: stopping at the next update to write a checkpoint (signal again to stop at once)"
-    with DirectoryLock(run_dir, "run directory"), signals.StopSignals(notice, immediate=True) as stop:
+            return offline.train(cfg, run_dir, resume=resume, progress=progress, announce=announce, stop=stop)
         check_run_dir(cfg, run_dir, resume)
         if "generator" in sampler_needs(cfg):
             from heldout.trainer import dred
