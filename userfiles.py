@@ -11,15 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def read_text(path: str | Path, what: str) -> str:
+def read_text(path: str | Path, what: str, max_bytes: int | None = None) -> str:
     """The UTF-8 text of ``path`` (``what``: e.g. ``"config file"``, ``"level file"``), as written on
     any system: a leading byte-order mark is dropped and Windows (CRLF) or old Mac (CR) line ends
-    read as ``\n``, so a format error's line and column count as the user's editor does."""
+    read as ``\n``, so a format error's line and column count as the user's editor does. A file
+    larger than ``max_bytes`` is refused from its size (``os.stat``) before any of it is read."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     if path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is a directory; give the path of a file")
+    if max_bytes is not None:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ValueError(
+                f"{what} {str(path)!r} is {megabytes(size)} ({size:,} bytes), more than the {max_bytes:,} a {what} may hold; "
+                "is it the right file? (split a larger one into several)"
+            )
     try:
         data = path.read_bytes()
     except PermissionError:
@@ -31,6 +39,11 @@ def read_text(path: str | Path, what: str) -> str:
     except UnicodeDecodeError:
         raise ValueError(f"{what} {str(path)!r} is not a text file (not UTF-8); is it the right file?") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def megabytes(size: int) -> str:
+    """``52.4 MB`` (decimal megabytes, one decimal)."""
+    return f"{size / 1e6:,.1f} MB"
 
 
 def check_dir_path(path: str | Path, what: str) -> None:

@@ -95,6 +95,9 @@ class LevelSpace:
     """
 
     family: str = "?"
+    max_file_bytes: int = 32_000_000
+    """Largest level file :meth:`read_levels` reads (checked from its size before reading): about
+    150,000 default mazes; reading a much larger one whole took minutes and gigabytes."""
 
     # -- text form (level files, reports) --------------------------------------------------
     def format(self, level: Level) -> str:
@@ -156,7 +159,7 @@ class LevelSpace:
         from heldout.userfiles import read_text
 
         path = Path(path)
-        blocks = [b for b in read_text(path, "level file").split("\n\n") if b.strip()]
+        blocks = [b for b in read_text(path, "level file", self.max_file_bytes).split("\n\n") if b.strip()]
         levels = []
         for i, block in enumerate(blocks):
             try:

@@ -13,7 +13,6 @@ Writes ``compare.md``, ``compare.json`` and PNG plots (:mod:`heldout.experiments
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +24,8 @@ import scipy.stats
 
 from heldout.evaluation import report
 from heldout.cli import UsageError, command_parser
-from heldout.experiments.sweep import INDEX, is_finished
+from heldout.evaluation import results
+from heldout.experiments.sweep import INDEX
 
 BOOTSTRAP_REPS = 2000
 BOOTSTRAP_SEED = 0
@@ -49,11 +49,10 @@ def method_label(cfg: dict[str, Any]) -> str:
 
 
 def _read_run(run_dir: Path, name: str, method: str | None) -> Run:
-    result = report.read_json(run_dir / "report.json")
-    evaluations = []
+    """A finished run's report and evaluations, read through :mod:`heldout.evaluation.results`'s checks."""
+    result = results.read_report(run_dir / results.REPORT)
     path = run_dir / "evaluations.jsonl"
-    if path.exists():
-        evaluations = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    evaluations = results.read_records(path, scores=True) if path.exists() else []
     return Run(name, method or method_label(result.get("config", {})), result, evaluations)
 
 
@@ -68,14 +67,14 @@ def load(paths: list[Path]) -> tuple[list[Run], list[str]]:
             raise UsageError(f"{path} is named twice (as {seen[where]} before); name each run or sweep directory once")
         seen[where] = path
         if (path / INDEX).is_file():
-            for entry in report.read_json(path / INDEX)["runs"]:
+            for entry in results.read_index(path / INDEX):
                 run_dir = path / entry["name"]
-                if is_finished(run_dir):
+                if results.is_finished(run_dir):
                     runs.append(_read_run(run_dir, entry["name"], entry["method"]))
                 else:
                     left_out.append(f"{entry['name']} ({entry['status']}{': ' + entry['error'] if entry.get('error') else ''})")
         elif (path / "report.json").is_file() or (path / "config.yaml").is_file():
-            if is_finished(path):
+            if results.is_finished(path):
                 runs.append(_read_run(path, path.name, None))
             else:
                 left_out.append(f"{path.name} (unfinished)")
@@ -108,6 +107,12 @@ def final_scores(result: dict[str, Any], metric: str) -> dict[str, float]:
     for name, entry in held_out_sets(result).items():
         out[f"gap {name}"] = value(entry["gap"])
     return out
+
+
+def has_metric(result: dict[str, Any], metric: str) -> bool:
+    """Whether every score :func:`final_scores` reads has ``metric`` (e.g. ``return``) beside its mean."""
+    entries = [result["train"], *(e[part] for e in held_out_sets(result).values() for part in ("score", "gap"))]
+    return all(isinstance(e.get(metric), dict) and "mean" in e[metric] for e in entries)
 
 
 def by_method(runs: list[Run]) -> dict[str, list[Run]]:
@@ -349,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     runs, left_out = load(paths)
     if left_out:
         print(f"heldout compare: left out {len(left_out)} unfinished runs: {', '.join(left_out)}")
-    if args.metric != "score" and any(args.metric not in r.report["train"] for r in runs):
+    if args.metric != "score" and not all(has_metric(d, args.metric) for r in runs for d in (r.report, *r.evaluations)):
         raise UsageError(f"the runs have no {args.metric!r} scores; use --metric score")
     result = compare(runs, args.metric)
     out = Path(args.out) if args.out else (paths[0] / "compare" if len(paths) == 1 and (paths[0] / INDEX).is_file() else Path("compare"))

@@ -29,20 +29,13 @@ from heldout.trainer.command import add_settings, overrides
 from heldout.trainer.lock import DirectoryLock
 from heldout.experiments import spec as specs
 from heldout.experiments.spec import PlannedRun
+from heldout.evaluation.results import is_finished  # a corrupt report is an error, not "pending"
 
 INDEX = "sweep.json"
 FORMAT = 1
 
 
 # -- the index ---------------------------------------------------------------------------------
-
-
-def is_finished(run_dir: Path) -> bool:
-    """True when the run wrote its final report."""
-    try:
-        return bool(report.read_json(run_dir / "report.json").get("finished"))
-    except (OSError, ValueError):
-        return False
 
 
 def train_command(sweep_dir: Path, run: PlannedRun) -> list[str]:

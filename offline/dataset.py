@@ -112,7 +112,13 @@ def write(
             ))  # fmt: skip
         storage.update_episodes(buffers)
         storage.update_episode_metadata([{"level": lv, "policy": int(ep.policy)} for lv, ep in zip(levels, episodes)])
-        tmp.replace(out)
+        try:
+            tmp.replace(out)
+        except OSError:
+            if out.exists():  # a second `heldout collect --out` of the same directory finished first
+                raise ValueError(f"--out {str(out)!r} was written by another process while this one collected; "
+                                 "its dataset is kept, choose a new directory for this one") from None  # fmt: skip
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -109,6 +109,21 @@ class RunsCommand:
         return os.system, (f"touch {self.marker}",)
 
 
+def in_run(name: str, content: str):
+    """A file in the run copy (e.g. a damaged record)."""
+    return lambda tmp, run, monkeypatch: (run / name).write_text(content)
+
+
+def sparse(name: str, size: int):
+    """A file of ``size`` bytes that takes no disk (zeros)."""
+
+    def setup(tmp: Path, run: Path, monkeypatch) -> None:
+        with open(tmp / name, "wb") as f:
+            f.truncate(size)
+
+    return setup
+
+
 def both(*setups):
     def setup(tmp, run, monkeypatch):
         for s in setups:
@@ -279,6 +294,65 @@ CASES = [
     ("sweep-method-sets-seed", ["sweep", "{tmp}/s.yaml", "--sweep-dir", "{tmp}/sw"],
      write("s.yaml", "methods: {a: {sampler.name: uniform, seed: 3}}\n"), "method a sets seed"),
     ("maze-show-unbounded-set", ["maze", "show", "--set", "random"], nothing, "drawn at random without end"),
+    # results files read back by compare (and a resume): the file and the problem, never "unfinished"
+    ("compare-report-corrupt", ["compare", "{tmp}/r"], write("r/report.json", '{"train":'),
+     "r/report.json is corrupt (not valid JSON"),
+    ("compare-report-a-list", ["compare", "{tmp}/r"], write("r/report.json", "[1, 2]"),
+     "r/report.json holds a list where a run's report belongs"),
+    ("compare-report-missing-scores", ["compare", "{tmp}/r"], write("r/report.json", '{"finished": "2024"}'),
+     "r/report.json has no number at train.mean"),
+    ("compare-report-not-finished-key", ["compare", "{tmp}/r"], write("r/report.json", '{"train": {"mean": 1}}'),
+     "r/report.json has no 'finished' entry"),
+    ("compare-evaluations-corrupt", ["compare", "{run}"], in_run("evaluations.jsonl", '\n{bad\n'),
+     "evaluations.jsonl line 2 is corrupt (not valid JSON"),
+    ("compare-sweep-corrupt", ["compare", "{tmp}/sw"], write("sw/sweep.json", "{"), "sw/sweep.json is corrupt"),
+    ("compare-sweep-a-list", ["compare", "{tmp}/sw"], write("sw/sweep.json", "[]"),
+     "sw/sweep.json holds a list where a sweep index belongs"),
+    ("compare-sweep-no-runs", ["compare", "{tmp}/sw"], write("sw/sweep.json", '{"spec": {}}'), "has no list of runs"),
+    ("compare-sweep-run-as-path", ["compare", "{tmp}/sw"],
+     write("sw/sweep.json", '{"runs": [{"name": "../r", "method": "a", "status": "finished"}]}'), "not a directory name"),
+    ("compare-same-run-twice", ["compare", "{run}", "{run}/../run"], nothing, "is named twice"),
+    ("compare-not-a-run", ["compare", "{tmp}/adir"], mkdir("adir"), "neither a run directory"),
+    ("resume-evaluations-corrupt", ["train", "--resume", "{run}", "--no-progress"],
+     in_run("evaluations.jsonl", '{"steps": 64}\nnope\n'), "evaluations.jsonl line 2 is corrupt"),
+    ("resume-probe-record-no-steps", ["train", "--resume", "{run}", "--no-progress"],
+     in_run("probe.jsonl", '{"bound": 1}\n'), "probe.jsonl line 1 has no whole number at 'steps'"),
+    # level files past the size limit: refused from their size, before any of it is read
+    ("maze-show-huge-file", ["maze", "show", "{tmp}/big.txt"], sparse("big.txt", 32_000_001),
+     "is 32.0 MB (32,000,001 bytes), more than the 32,000,000 a level file may hold"),
+    ("test-levels-huge-file", [*TRAIN, "--env.test_levels", "{tmp}/big.txt"], sparse("big.txt", 32_000_001),
+     "more than the 32,000,000 a level file may hold"),
+    # dred
+    ("dred-fit-out-directory", ["dred", "fit", "--env", "maze", "--out", "{tmp}/adir"], mkdir("adir"), "is a directory"),
+    ("dred-fit-levels-missing", ["dred", "fit", "--env", "maze", "--levels", "{tmp}/nope.txt", "--out", "{tmp}/m.pt"],
+     nothing, "no level set"),
+    ("dred-fit-levels-huge", ["dred", "fit", "--env", "maze", "--levels", "{tmp}/big.txt", "--out", "{tmp}/m.pt"],
+     sparse("big.txt", 32_000_001), "more than the 32,000,000 a level file may hold"),
+    ("dred-fit-threads-zero", ["dred", "fit", "--env", "maze", "--threads", "0", "--out", "{tmp}/m.pt"], nothing,
+     "--threads must be at least 1"),
+    ("dred-fit-bad-set", ["dred", "fit", "--env", "maze", "--set", "{a: [}", "--out", "{tmp}/m.pt"], nothing,
+     "--set is not valid YAML (line 1, column 6: expected the node content, but found '}')"),
+    ("dred-fit-env-unknown", ["dred", "fit", "--env", "mazee", "--out", "{tmp}/m.pt"], nothing, "unknown environment 'mazee'"),
+    ("dred-sample-missing", ["dred", "sample", "{tmp}/nope.pt"], nothing, "no DRED model file at"),
+    ("dred-sample-not-a-model", ["dred", "sample", "{tmp}/m.pt"], write("m.pt", "{}"), "is not a readable DRED model file"),
+    # envs and maze
+    ("envs-unknown-family", ["envs", "nope"], nothing, "unknown environment 'nope'"),
+    ("maze-show-unknown-set", ["maze", "show", "--set", "nope"], nothing, "maze has no level set 'nope'"),
+    ("maze-show-zero-train-levels", ["maze", "show", "--set", "train", "--num-train-levels", "0"], nothing,
+     "num_train_levels must be a whole number from 1"),
+    ("maze-save-size-2", ["maze", "save", "train", "{tmp}/o.txt", "--size", "2"], nothing, "size must be an integer from 7"),
+    # collect
+    ("collect-no-run", ["collect", "{tmp}/adir", "--episodes", "3", "--out", "{tmp}/d"], mkdir("adir"), "holds no heldout run"),
+    ("collect-episodes-zero", ["collect", "{run}", "--episodes", "0", "--out", "{tmp}/d"], nothing, "--episodes must be at least 1"),
+    ("collect-epsilon-2", ["collect", "{run}", "--episodes", "3", "--epsilon", "2", "--out", "{tmp}/d"], nothing,
+     "--epsilon must be a probability"),
+    ("collect-out-exists", ["collect", "{run}", "--episodes", "3", "--out", "{tmp}/adir"], mkdir("adir"), "already exists"),
+    ("collect-scripted-with-checkpoint", ["collect", "{run}", "--episodes", "3", "--policy", "shortest-path",
+                                          "--checkpoint", "{tmp}/x.pt", "--out", "{tmp}/d"], nothing, "plays no checkpoint"),
+    ("collect-held-out-levels", ["collect", "{run}", "--episodes", "3", "--levels", "test", "--out", "{tmp}/d"], nothing,
+     "pass --allow-held-out"),
+    ("collect-pickled-checkpoint", ["collect", "{run}", "--episodes", "3", "--checkpoint", "{tmp}/c.pt", "--out", "{tmp}/d"],
+     write("c.pt", pickle.dumps({"a": 1})), "holds pickled objects"),
     # one writer per run directory
     ("train-on-a-locked-run-dir", TRAIN, hold_lock("new"), "is in use by another heldout process (pid"),
     ("resume-a-locked-run", ["train", "--resume", "{run}", "--no-progress"], hold_lock("run"), "is in use by another"),

@@ -131,14 +131,57 @@ def test_bare_run_directories_are_labelled_from_their_config(tmp_path):
         (lambda p: [make_run(p / "x", "plr", 1, 1, 1), make_run(p / "y", "plr", 1, 1, 1, env="procgen/coinrun")],
          "mix env values"),
         (lambda p: [make_run(p / "x", "plr", 1, 1, 1), p / "x" / ".." / "x"], "is named twice"),
+        # results files that are corrupt, hold a list or miss what compare reads: named, never "unfinished"
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1), "report.json", '{"train": ')],
+         "x/report.json is corrupt (not valid JSON: Expecting value at line 1 column 11)"),
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1), "report.json", "[1, 2]")],
+         "x/report.json holds a list where a run's report belongs"),
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1), "report.json", '{"finished": true, "train": {}}')],
+         "x/report.json has no number at train.mean"),
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1), "report.json", '{"train": {"mean": 1}}')],
+         "x/report.json has no 'finished' entry"),
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1), "report.json",
+                         json.dumps({"finished": 1, "config": [], **summary(1, 1, 1)}))], "has a config that is not a mapping"),
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1), "report.json",
+                         json.dumps({"finished": 1, **summary(1, 1, 1), "test_sets": {"test": {"score": {"mean": "high"}}}}))],
+         "x/report.json has no number at test_sets.test.score.mean"),
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1, curve=[0.1, 0.2]), "evaluations.jsonl", None, append="{oops\n")],
+         "x/evaluations.jsonl line 3 is corrupt (not valid JSON"),
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1), "evaluations.jsonl", '[1]\n')],
+         "x/evaluations.jsonl line 1 holds list where a record"),
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1), "evaluations.jsonl", json.dumps(summary(1, 1, 1)))],
+         "x/evaluations.jsonl line 1 has no whole number at 'steps'"),
+        (lambda p: [edit(make_run(p / "x", "plr", 1, 1, 1), "evaluations.jsonl", json.dumps({"steps": 5, "train": 1}))],
+         "x/evaluations.jsonl line 1 has no number at train.mean"),
+        (lambda p: [edit(make_sweep(p / "sw", {"plr": [(1, 1, 1)]}), "sweep.json", "{")], "sw/sweep.json is corrupt"),
+        (lambda p: [edit(make_sweep(p / "sw", {"plr": [(1, 1, 1)]}), "sweep.json", "[]")],
+         "sw/sweep.json holds a list where a sweep index belongs"),
+        (lambda p: [edit(make_sweep(p / "sw", {"plr": [(1, 1, 1)]}), "sweep.json", '{"spec": {}}')],
+         "sw/sweep.json has no list of runs at 'runs'"),
+        (lambda p: [edit(make_sweep(p / "sw", {"plr": [(1, 1, 1)]}), "sweep.json", '{"runs": [{"name": "plr-s0"}]}')],
+         "sw/sweep.json run 1 in 'runs' lacks a name, method or status"),
+        (lambda p: [edit(make_sweep(p / "sw", {"plr": [(1, 1, 1)]}), "sweep.json",
+                         '{"runs": [{"name": "../x", "method": "m", "status": "finished"}]}')], "not a directory name"),
+        (lambda p: [edit(make_sweep(p / "sw", {"plr": [(1, 1, 1)]}), "plr-s0/report.json", "")],
+         "sw/plr-s0/report.json is corrupt"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, setup, problem):
     paths = setup(tmp_path)
     assert main(["compare", *map(str, paths), "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert problem in err and len(err.strip().splitlines()) == 1
+    out, err = capsys.readouterr()
+    assert problem in err and len(err.strip().splitlines()) == 1 and err.startswith("heldout compare: error: ")
+    assert "Traceback" not in err
+    if problem != "no finished runs":
+        assert "unfinished" not in out + err  # a bad file is not an unfinished run
     assert not (tmp_path / "out").exists()
+
+
+def edit(run: Path, name: str, text: str | None, append: str = "") -> Path:
+    """Replace (or, with ``text`` None, keep) the file ``name`` under ``run``, then append ``append``."""
+    path = run / name
+    path.write_text((path.read_text() if text is None else text) + append)
+    return run
 
 
 def test_iqm_interval_narrows_with_agreeing_seeds():

@@ -4,6 +4,7 @@ naming the file and the cause, exit code 74, and the file that was there before 
 from __future__ import annotations
 
 import errno
+import json
 import resource
 import signal
 import subprocess
@@ -111,3 +112,49 @@ def test_a_diverged_update_stops_naming_it_and_keeps_the_last_good_checkpoint(tm
     assert "; lower --ppo.lr (now 0.0005) or --ppo.max_grad_norm" in message and "\n" not in message
     assert message.endswith(f"the last good checkpoint {ckpt} is kept")
     assert ckpt.read_bytes() == good
+
+
+def limited_run(argv: list[str], max_bytes: int, cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "heldout.cli", *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=cwd, preexec_fn=limited(max_bytes))
+
+
+def assert_one_line_74(result: subprocess.CompletedProcess, command: str, path: Path | str) -> None:
+    assert result.returncode == 74, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert lines[0].startswith(f"heldout {command}: error: cannot write {path}: File too large (EFBIG); ")
+
+
+def test_tensorboard_events_past_the_file_size_limit_stop_the_run_with_one_line_exit_74(tmp_path):
+    """TensorBoard's writer thread fails on its own; the trainer stops at its next write (no thread
+    traceback on stderr), and the files written before (config, untrained evaluation) are intact."""
+    run = tmp_path / "run"
+    result = limited_run(["train", *FAST, "--steps", "1000000", "--checkpoint_interval", "0", "--run-dir", str(run)],
+                         6000, tmp_path)  # fmt: skip
+    events = next((run / "tb").glob("events.out.tfevents*"))
+    assert_one_line_74(result, "train", events)
+    assert events.stat().st_size == 6000  # every record up to the limit is there
+    assert json.loads((run / "untrained.json").read_text())["train"]["episodes"] == 6
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "tb", "untrained.json"]
+
+
+def test_a_level_file_past_the_file_size_limit_is_one_line_exit_74_and_the_old_file_is_kept(tmp_path):
+    target = tmp_path / "levels.txt"
+    target.write_text("#####\n#>.G#\n#####\n")
+    result = limited_run(["maze", "save", "train", str(target), "--num-train-levels", "200"], 10_000, tmp_path)
+    assert_one_line_74(result, "maze", target)
+    assert target.read_text() == "#####\n#>.G#\n#####\n" and sorted(p.name for p in tmp_path.iterdir()) == ["levels.txt"]
+    assert main(["maze", "save", "train", str(target), "--num-train-levels", "200"]) == 0  # without the limit it fits
+    assert target.read_text().count("\n\n") == 199
+
+
+def test_a_dred_model_past_the_file_size_limit_is_one_line_exit_74_and_the_old_model_is_kept(tmp_path):
+    out = tmp_path / "m.pt"
+    fit = ["dred", "fit", "--env", "maze", "--train-levels", "6", "--set",
+           "{max_epochs: 5, latent_dim: 8, hidden_dim: 32, channels: 8}", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(fit) == 0
+    model = out.read_bytes()
+    result = limited_run([*fit[:-3], "--level-seed", "1", *fit[-3:]], len(model) // 2, tmp_path)
+    assert_one_line_74(result, "dred", out)
+    assert out.read_bytes() == model and not list(tmp_path.glob(".*.tmp"))

@@ -240,3 +240,50 @@ def test_collect_refuses_more_transitions_than_its_episodes_give(maze_run, tmp_p
                  "--out", str(tmp_path / "few")]) == 2  # fmt: skip
     assert "transitions where 100,000 were asked for (--transitions); raise --episodes" in capsys.readouterr().err
     assert not (tmp_path / "few").exists()
+
+
+def test_an_offline_run_holds_its_run_directory_against_a_second_writer(maze_run, expert_dataset, tmp_path, capsys, wait_for):
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = ["--config", str(maze_run / "config.yaml"), "--agent", "bc", "--dataset", str(expert_dataset), *FAST]
+    cmd = [sys.executable, "-m", "heldout.cli", "train", *args, "--offline.updates", "10000000", "--run-dir", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (run / "untrained.json").exists(), proc)
+        config_before = (run / "config.yaml").read_bytes()
+        # a second offline writer (another seed) and an online one: both refused, naming the holder
+        for agent in ("bc", "ppo"):
+            second = ["train", *args, "--seed", "1", "--run-dir", str(run)]
+            if agent == "ppo":
+                second = ["train", "--config", str(maze_run / "config.yaml"), "--seed", "1", "--run-dir", str(run), *FAST]
+            assert main(second) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"run directory {run} is in use by another heldout process (pid {proc.pid}" in err[0]
+        assert (run / "config.yaml").read_bytes() == config_before
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 143  # stopped as an online run stops, with a checkpoint
+    assert (run / "checkpoints" / "latest.pt").exists() and not (run / ".heldout.lock").exists()
+
+
+def test_two_collects_into_one_directory_keep_the_first_dataset_and_refuse_the_second(maze_run, tmp_path, capsys, monkeypatch):
+    from heldout.offline import dataset
+    from heldout.trainer import collect
+
+    out = tmp_path / "data"
+    first = ["collect", str(maze_run), "--policy", "shortest-path", "--episodes", "4", "--out", str(out)]
+    assert main(first) == 0
+    kept = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    # the second started before the first finished: its check saw no directory yet
+    for module in (collect, dataset):
+        monkeypatch.setattr(module, "check_new_dir", lambda path, what="--out": Path(path))
+    assert main([*first[:-1], str(out), "--seed", "7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was written by another process while this one collected" in err[0]
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # the second's temporary directory is gone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -152,3 +153,50 @@ def test_a_run_started_with_the_signal_blocked_still_stops_on_it(tmp_path, wait_
     finally:
         proc.kill()  # never leave a 10M-step run behind
     assert err.read_text().strip().splitlines()[-1].startswith("heldout train: stopped by SIGINT at ")
+
+
+def checkpoint_state(run: Path) -> dict:
+    from heldout.envs.maze.space import MazeLevelSpace
+    from heldout.trainer.checkpoint import load
+
+    return load(run / "checkpoints" / "latest.pt", MazeLevelSpace())
+
+
+def test_a_signal_in_the_periodic_probe_stops_at_once_with_the_probe_pending(tmp_path, wait_for):
+    """The probe after the first update (1,000 steps on 25 levels: tens of seconds) is cut short: a
+    checkpoint of the state before it, marked to run it on resume; probe.jsonl is not written."""
+    run = tmp_path / "run"
+    proc, _, err = start(run, "--eval.episodes", "6", "--eval.interval", str(ROLLOUT),
+                         "--probe.interval", str(ROLLOUT), "--probe.steps", "1000")  # fmt: skip
+    wait_for(lambda: (run / "evaluations.jsonl").exists(), proc)  # the periodic evaluation ended: the probe is next
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 143 and time.time() - t0 < 5
+    last = err.read_text().strip().splitlines()[-1]
+    assert last.startswith(f"heldout train: stopped by SIGTERM at {ROLLOUT:,} steps; checkpoint written in {run}")
+    state = checkpoint_state(run)
+    assert state["num_timesteps"] == ROLLOUT and state["pending"] == ["probe"] and state["last_eval_step"] == ROLLOUT
+    assert not (run / "probe.jsonl").exists()
+    assert [json.loads(line)["steps"] for line in (run / "evaluations.jsonl").read_text().splitlines()] == [ROLLOUT]
+
+
+def test_a_signal_in_the_periodic_evaluation_checkpoints_and_the_resume_evaluates_again(tmp_path, wait_for):
+    """SIGINT here, SIGTERM in the probe's test: both codes."""
+    sig, code = signal.SIGINT, 130
+    run = tmp_path / "run"
+    proc, _, err = start(run, "--eval.episodes", "60", "--eval.interval", str(ROLLOUT))
+    wait_for(lambda: (run / "untrained.json").exists(), proc)
+    events = next((run / "tb").rglob("events.out.tfevents*"))
+    size = events.stat().st_size
+    wait_for(lambda: events.stat().st_size > size, proc)  # the first update's logs: the evaluation is next
+    proc.send_signal(sig)
+    assert proc.wait(timeout=10) == code
+    last = err.read_text().strip().splitlines()[-1]
+    assert last.startswith(f"heldout train: stopped by {sig.name} at {ROLLOUT:,} steps; checkpoint written in {run}")
+    state = checkpoint_state(run)
+    assert state["num_timesteps"] == ROLLOUT and state["pending"] == ["eval"] and state["last_eval_step"] == 0
+    assert not (run / "evaluations.jsonl").exists()
+    # the resume runs the evaluation that was cut short, at the step it was due, once
+    assert main(["train", "--resume", str(run), "--steps", str(ROLLOUT), "--no-progress"]) == 0
+    lines = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert [line["steps"] for line in lines] == [ROLLOUT] and lines[0]["train"]["episodes"] == 60

@@ -38,3 +38,25 @@ def test_a_real_format_error_still_names_its_line_and_column(tmp_path):
     levels.write_bytes(windows("#####\n#>..#\n#.#G\n#####\n"))  # row 3 one cell short
     with pytest.raises(ValueError, match="level 1: line 3: row has 4 characters but line 1 has 5"):
         envs.get("maze").level_space().read_levels(levels)  # the mark is not counted as a character
+
+
+def test_a_level_file_past_the_size_limit_is_refused_from_its_size_before_any_read(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from heldout.envs.maze.space import MazeLevelSpace
+
+    space = MazeLevelSpace()
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(space.max_file_bytes + 1)  # sparse: 32 MB that take no disk
+    read = []
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or b"")
+    with pytest.raises(ValueError) as err:
+        space.read_levels(big)
+    assert read == [] and f"{str(big)!r} is 32.0 MB (32,000,001 bytes), more than the 32,000,000 a level file may hold" in str(err.value)
+    # one byte less is read (and then parsed: zeros are no maze)
+    with open(big, "r+b") as f:
+        f.truncate(space.max_file_bytes)
+    with pytest.raises(ValueError, match="holds no levels|level 1"):
+        space.read_levels(big)
+    assert read == [big]

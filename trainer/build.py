@@ -34,6 +34,9 @@ class Run:
     run_dir: Path | None = None
     last_eval_step: int = 0
     """The env step of the latest periodic evaluation."""
+    pending: list[str] = field(default_factory=list)
+    """The periodic evaluations (``"eval"``, ``"probe"``) a stop cut short at the checkpoint's step:
+    a resume runs them first (:func:`heldout.trainer.evaluate.run_periodic`)."""
     started: float = 0.0
     wall_time_before: float = 0.0
     bonus: Any = None

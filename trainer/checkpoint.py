@@ -144,6 +144,7 @@ def save_checkpoint(run: Run) -> None:
     extra = {
         "sampler": run.glue.state_dict(),
         "last_eval_step": run.last_eval_step,
+        "pending": list(run.pending),
         "wall_time": run.wall_time_before + time.time() - run.started,
         "config": config.to_dict(run.cfg),
     }
@@ -184,4 +185,5 @@ def restore_checkpoint(run: Run, state: dict[str, Any]) -> None:
         detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise UsageError(f"checkpoint {path} does not fit this run ({detail}); start the run afresh in a new --run-dir") from None
     run.last_eval_step = state["last_eval_step"]
+    run.pending = list(state.get("pending", []))  # checkpoints from before it was recorded: none
     run.wall_time_before = state["wall_time"]

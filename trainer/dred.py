@@ -322,7 +322,9 @@ def run_fit(args: argparse.Namespace) -> int:
     try:
         settings = yaml.safe_load(args.settings) or {}
     except yaml.YAMLError as err:
-        raise UsageError(f"--set is not valid YAML: {err}") from None
+        from heldout.trainer.config import yaml_problem
+
+        raise UsageError(f"--set is not valid YAML ({yaml_problem(err)})") from None
     space = family.level_space()
     if args.levels in family.level_set_names:
         num_train = args.train_levels if args.train_levels is not None else _train_levels_of_preset(args.env)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, Callable
 
 from heldout.evaluation import episodes as evaluation, probe, report
 from heldout.trainer.build import Run
 from heldout.trainer.rundir import EVALUATIONS, PROBES
+from heldout.trainer.signals import StopSignals
 
 
 def evaluate_all(run: Run, episodes: int, seed_offset: int = 0, model: Any = None) -> dict[str, Any]:
@@ -63,19 +65,49 @@ def add_scores_layout(logger, test_sets: list[str]) -> None:
             writer.flush()
 
 
-def evaluate_and_log(run: Run) -> dict[str, Any]:
-    """A periodic evaluation: to TensorBoard (``eval/...``) and to ``evaluations.jsonl``."""
+def evaluate_and_log(run: Run, stop: StopSignals | None = None) -> dict[str, Any]:
+    """A periodic evaluation: to TensorBoard (``eval/...``) and to ``evaluations.jsonl`` (the line
+    written whole even if ``stop`` is signalled meanwhile)."""
+    steps = run.model.num_timesteps
     summary = evaluate_all(run, run.cfg.eval.episodes)
     log_evaluation(run.model.logger, "eval", summary)
-    report.append_jsonl(run.run_dir / EVALUATIONS, {"steps": run.model.num_timesteps, **summary})
+    with _held(stop):
+        report.append_jsonl(run.run_dir / EVALUATIONS, {"steps": steps, **summary})
+        run.last_eval_step = steps
     return summary
 
 
-def probe_and_log(run: Run) -> dict[str, Any]:
+def probe_and_log(run: Run, stop: StopSignals | None = None) -> dict[str, Any]:
     """The level-identity probe (:mod:`heldout.evaluation.probe`): to TensorBoard (``probe/...``) and ``probe.jsonl``."""
     cfg = run.cfg
     result = probe.run(run.model, run.family, run.train_levels, cfg.probe.steps, cfg.seed + 2_000_003,
                        cfg.env.options, cfg.probe.fit)  # fmt: skip
     probe.log(run.model.logger, result)
-    report.append_jsonl(run.run_dir / PROBES, {"steps": run.model.num_timesteps, **result})
+    with _held(stop):
+        report.append_jsonl(run.run_dir / PROBES, {"steps": run.model.num_timesteps, **result})
     return result
+
+
+def _held(stop: StopSignals | None) -> Any:
+    return stop.held(stop_after=False) if stop is not None else nullcontext()
+
+
+PERIODIC: dict[str, Callable[[Run, StopSignals | None], Any]] = {"eval": evaluate_and_log, "probe": probe_and_log}
+"""What the training loop runs between updates when due, in this order."""
+
+
+def run_periodic(run: Run, due: list[str], stop: StopSignals | None = None) -> list[str]:
+    """Run the periodic evaluations ``due`` (keys of :data:`PERIODIC`) in order and return those a
+    signal left undone: the one it cut short (:meth:`StopSignals.interruptible`) and the ones after
+    it. Each changes nothing that training uses (forked RNGs, envs of its own), so the state
+    before an undone one is the state after it, and a checkpoint of it may list it as pending."""
+    for i, task in enumerate(due):
+        if stop is not None and stop.requested is not None:
+            return due[i:]
+        done = False
+        with stop.interruptible() if stop is not None else nullcontext():
+            PERIODIC[task](run, stop)
+            done = True
+        if not done:
+            return due[i:]
+    return []

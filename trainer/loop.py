@@ -40,7 +40,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from heldout.trainer.build import Run
 from heldout.trainer.checkpoint import save_checkpoint
 from heldout.trainer.diverge import update_agent
-from heldout.trainer.evaluate import evaluate_and_log, probe_and_log
+from heldout.trainer.evaluate import run_periodic
 from heldout.trainer.signals import StopSignals
 
 
@@ -72,18 +72,20 @@ def train_loop(
     rollout_size, first = model.n_steps * model.n_envs, model.num_timesteps
     callbacks.on_training_start(locals(), globals())
     iteration = 0
+    if run.pending:  # a resume: first the evaluations a stop cut short at this step (a stop here checkpoints below)
+        run.pending = run_periodic(run, run.pending, stop)
     while model.num_timesteps < total_timesteps:
         # -- between updates: progress, evaluation, probe, checkpoint, stop request
         steps, saved = model.num_timesteps, False
         if steps > first:
             if bar is not None:
                 bar.show(steps, steps // rollout_size)
-            if cfg.eval.interval and steps - run.last_eval_step >= cfg.eval.interval:
-                run.last_eval_step = steps
-                evaluate_and_log(run)
-            if cfg.probe.interval and steps // cfg.probe.interval > (steps - rollout_size) // cfg.probe.interval:
-                probe_and_log(run)
-            if cfg.checkpoint_interval and (steps // rollout_size) % cfg.checkpoint_interval == 0:
+            due = [task for task, is_due in (
+                ("eval", cfg.eval.interval and steps - run.last_eval_step >= cfg.eval.interval),
+                ("probe", cfg.probe.interval and steps // cfg.probe.interval > (steps - rollout_size) // cfg.probe.interval),
+            ) if is_due]  # fmt: skip
+            run.pending = run_periodic(run, due, stop)  # a signal cuts them short; those undone stay pending
+            if cfg.checkpoint_interval and (steps // rollout_size) % cfg.checkpoint_interval == 0 and not run.pending:
                 save_checkpoint(run)
                 saved = True
         if stop is not None and stop.requested is not None:

@@ -36,10 +36,17 @@ FORMAT = "heldout-offline-checkpoint-v1"
 
 
 def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bool = True,
-          announce: str = "") -> dict[str, Any]:  # fmt: skip
-    """Train ``cfg.agent`` on ``cfg.offline.dataset``; returns the report written to ``run_dir``."""
-    from heldout.trainer.run import finish
+          announce: str = "", stop: signals.StopSignals | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train ``cfg.agent`` on ``cfg.offline.dataset``; returns the report written to ``run_dir``.
 
+    Called by :func:`heldout.trainer.run.train`, which holds the run directory's lock and ``stop``
+    (in its immediate mode: a signal stops set-up at once); without ``stop``, signals are
+    handled here from the run directory's opening on."""
+    from heldout.trainer.run import NOTICE, finish, guard_writes
+
+    if stop is None:
+        with signals.StopSignals(NOTICE) as own:
+            return train(cfg, run_dir, resume=resume, progress=progress, announce=announce, stop=own)
     run_dir = Path(run_dir)
     check_run_dir(cfg, run_dir, resume)
     data = load_dataset(cfg)
@@ -51,21 +58,21 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bo
         restore(run, rng, state)
     if announce:
         print(announce, flush=True)
-    notice = "heldout train: stopping at the next update to write a checkpoint (signal again to stop at once)"
     agent = run.model
-    with signals.StopSignals(notice) as stop:
+    with stop.held():
         open_run_dir(run_dir, cfg, None if state is None else agent.updates)
-        agent.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
-        add_scores_layout(agent.logger, list(run.test_sets))
-        run.started = time.time()
-        if state is None:
-            untrained = evaluate_all(run, cfg.eval.episodes)
-            report.write_json(run_dir / "untrained.json", untrained)
-        offline_loop(run, data, rng, stop=stop, progress=progress)
-        save_checkpoint(run, rng, data)
-        stop.stop_if_requested(checkpointed=True, steps=agent.updates)
-        stop.immediate = True
-        return finish(run, untrained, offline={"agent": cfg.agent, "updates": agent.updates, "dataset": data.describe()})
+    agent.set_logger(guard_writes(configure(str(run_dir / "tb"), ["tensorboard"]), run_dir / "tb"))
+    add_scores_layout(agent.logger, list(run.test_sets))
+    run.started = time.time()
+    if state is None:
+        untrained = evaluate_all(run, cfg.eval.episodes)
+        report.write_json(run_dir / "untrained.json", untrained)
+    stop.immediate = False  # from here a signal waits for the update in progress, then checkpoints
+    offline_loop(run, data, rng, stop=stop, progress=progress)
+    save_checkpoint(run, rng, data)
+    stop.stop_if_requested(checkpointed=True, steps=agent.updates)
+    stop.immediate = True
+    return finish(run, untrained, stop, offline={"agent": cfg.agent, "updates": agent.updates, "dataset": data.describe()})
 
 
 def offline_loop(run: Run, data: datasets.OfflineData, rng: np.random.Generator, *,

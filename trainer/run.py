@@ -23,6 +23,9 @@ from heldout.trainer.loop import train_loop
 from heldout.trainer.rundir import check_run_dir, open_run_dir
 
 
+NOTICE = "heldout train: stopping at the next update to write a checkpoint (signal again to stop at once)"
+
+
 def train(
     cfg: TrainConfig,
     run_dir: Path,
@@ -34,7 +37,8 @@ def train(
 ) -> dict[str, Any]:
     """Run (or continue) training; returns the report that was written to ``run_dir``.
 
-    The run directory is locked first (:mod:`heldout.trainer.lock`: one writer at a time); then
+    The run directory is locked first (:mod:`heldout.trainer.lock`: one writer at a time, offline
+    agents' runs too); then
     everything is checked before anything is written; then ``announce`` is printed. SIGINT and
     SIGTERM stop the run at once in the phases with nothing to save (set-up, DRED's fit, the
     untrained and the final evaluations), and during training at the next update with a
@@ -42,12 +46,12 @@ def train(
     phase. ``callback``: your own stable-baselines3 callback(s), called as ``model.learn`` calls them.
     """
     run_dir = Path(run_dir)
-    if "dataset" in agent_needs(cfg):  # an offline agent: the trainer provides its dataset
-        from heldout.trainer import offline
+    offline_agent = "dataset" in agent_needs(cfg)
+    with DirectoryLock(run_dir, "run directory"), signals.StopSignals(NOTICE, immediate=True) as stop:
+        if offline_agent:  # an offline agent: the trainer provides its dataset
+            from heldout.trainer import offline
 
-        return offline.train(cfg, run_dir, resume=resume, progress=progress, announce=announce)
-    notice = "heldout train: stopping at the next update to write a checkpoint (signal again to stop at once)"
-    with DirectoryLock(run_dir, "run directory"), signals.StopSignals(notice, immediate=True) as stop:
+            return offline.train(cfg, run_dir, resume=resume, progress=progress, announce=announce, stop=stop)
         check_run_dir(cfg, run_dir, resume)
         if "generator" in sampler_needs(cfg):
             from heldout.trainer import dred
@@ -92,21 +96,45 @@ def agent_needs(cfg: TrainConfig) -> frozenset[str]:
 
 
 def guard_writes(logger: Logger, tb_dir: Path) -> Logger:
-    """``logger`` whose outputs raise :class:`~heldout.safe_write.WriteError` naming ``tb_dir`` when a
-    write fails (TensorBoard's writer thread re-raises a full disk's OSError at the next write)."""
+    """``logger`` whose outputs raise :class:`~heldout.safe_write.WriteError` naming the event file
+    (else ``tb_dir``) when a write fails. TensorBoard writes from a thread of its own: a full disk's
+    OSError ends that thread and is raised again in the trainer at the next write, flush or close,
+    which stops the run (exit 74); :func:`quiet_writer_threads` keeps the thread's traceback off
+    stderr meanwhile."""
+    quiet_writer_threads()
 
-    def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    def guarded(method: Callable[..., Any], output: Any) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return method(*args, **kwargs)
             except OSError as err:
-                raise safe_write.WriteError(tb_dir, err) from None
+                events = getattr(getattr(getattr(output, "writer", None), "file_writer", None), "event_writer", None)
+                raise safe_write.WriteError(getattr(events, "_file_name", None) or tb_dir, err) from None
 
         return call
 
     for output in logger.output_formats:
-        output.write, output.close = guarded(output.write), guarded(output.close)
+        output.write, output.close = guarded(output.write, output), guarded(output.close, output)
     return logger
+
+
+def quiet_writer_threads() -> None:
+    """Install (once) a ``threading.excepthook`` that drops an OSError ending TensorBoard's writer
+    thread (the trainer reports it as one line when it comes back, :func:`guard_writes`) and hands
+    every other thread exception to the hook that was there."""
+    import threading
+
+    previous = threading.excepthook
+    if getattr(previous, "heldout_quiet", False):
+        return
+
+    def hook(args: Any) -> None:
+        if issubclass(args.exc_type, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+            return
+        previous(args)
+
+    hook.heldout_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def finish(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from heldout import userfiles
 from heldout.cli import UsageError
-from heldout.evaluation import report
+from heldout.evaluation import report, results
 from heldout.trainer import config
 from heldout.trainer.config import TrainConfig
 
@@ -91,6 +90,9 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
                 f"{run_dir} has no checkpoint (the run stopped before writing one); start it again with "
                 f"heldout train --config {saved} --run-dir {run_dir}"
             )
+        for records in (run_dir / EVALUATIONS, run_dir / PROBES):  # the resume rewrites them: a bad line now
+            if records.exists():
+                results.read_records(records)
         return
     if saved.exists() and (progressed or config.load_yaml(saved) != config.to_dict(cfg)):
         raise UsageError(
@@ -101,13 +103,19 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
 
 def open_run_dir(run_dir: Path, cfg: TrainConfig, resume_step: int | None) -> None:
     """Create the run directory with its config, or, on resume, drop the evaluation and probe
-    records written after the checkpoint (they will be written again)."""
+    records written after the checkpoint (they will be written again); a bad record line is one
+    error naming it, before either file is changed."""
     if resume_step is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save_yaml(cfg, run_dir / CONFIG_FILE)
-    for records in (run_dir / EVALUATIONS, run_dir / PROBES):
-        if resume_step is None:
+        for records in (run_dir / EVALUATIONS, run_dir / PROBES):
             records.unlink(missing_ok=True)
-        elif records.exists():
-            kept = [line for line in records.read_text().splitlines() if json.loads(line)["steps"] <= resume_step]
-            report.write_text(records, "".join(line + "\n" for line in kept))
+        return
+    kept = {}
+    for records in (run_dir / EVALUATIONS, run_dir / PROBES):
+        if records.exists():
+            steps = [record["steps"] for record in results.read_records(records)]
+            lines = [line for line in userfiles.read_text(records, "record file").split("\n") if line.strip()]
+            kept[records] = "".join(line + "\n" for line, step in zip(lines, steps) if step <= resume_step)
+    for records, text in kept.items():
+        report.write_text(records, text)

@@ -9,9 +9,12 @@ arriving while nothing is left to save (:attr:`StopSignals.immediate`), raises
 SIGTERM.
 
 In the phases with nothing to save (building the run, DRED's fit, the untrained and the final
-evaluations) the trainer sets ``immediate``: the first signal stops at once. Short writes that
-must not be cut in two (the run directory's config, the report's two files) run inside
-:meth:`StopSignals.held`, which defers a signal to their end.
+evaluations) the trainer sets ``immediate``: the first signal stops at once. A periodic
+evaluation or probe between two updates runs inside :meth:`StopSignals.interruptible`: the first
+signal cuts it short, the trainer checkpoints the state before it (it changes nothing the
+training uses) with the evaluation marked pending, and a resume runs it again at that step.
+Short writes that must not be cut in two (the run directory's config, the report's two files, a
+record's line) run inside :meth:`StopSignals.held`, which defers a signal to their end.
 """
 
 from __future__ import annotations
@@ -76,6 +79,24 @@ class StopSignals:
             self._holding = False
         if stop_after and self.immediate and self.requested is not None:
             raise Stopped(self.requested, checkpointed=False)
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A block that a first signal cuts short (a periodic evaluation): the signal is left
+        requested, as if it had come just before the block, and the caller, finding the block
+        unfinished, checkpoints; a second signal stops at once as ever. Enter it only while no
+        signal is requested."""
+        previous = self.immediate
+        try:
+            self.immediate = True
+            try:
+                yield
+            finally:
+                self.immediate = previous
+        except Stopped as stopped:
+            if self.requested is not None:  # a signal deferred by held() inside the block, then a second
+                raise
+            self.requested = stopped.signum
 
     def stop_if_requested(self, checkpointed: bool, steps: int | None = None) -> None:
         """Raise :class:`Stopped` if a signal came; the caller has just reached a safe point."""
