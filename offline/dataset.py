@@ -110,8 +110,13 @@ def write(
                 rewards=[float(r) for r in ep.rewards], terminations=[*ends, bool(ep.terminated)],
                 truncations=[*ends, bool(ep.truncated)], infos={},
             ))  # fmt: skip
+        # Minari 0.5.3 re-measures the whole directory (a glob of every file) after each episode's
+        # metadata, which makes writing N episodes O(N^2) (12,000 episodes: hours); measure once
+        storage.get_size = lambda: 0.0  # type: ignore[method-assign]  # the instance's, for the writes below
         storage.update_episodes(buffers)
         storage.update_episode_metadata([{"level": lv, "policy": int(ep.policy)} for lv, ep in zip(levels, episodes)])
+        del storage.get_size
+        storage.update_metadata({"dataset_size": storage.get_size()})
         try:
             tmp.replace(out)
         except OSError:
