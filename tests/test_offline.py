@@ -228,6 +228,7 @@ def test_collect_keeps_exactly_the_transitions_asked_for_the_last_episode_cut_sh
                  "--out", str(out)]) == 0  # fmt: skip
     cut = list(minari.MinariDataset(out / "data").iterate_episodes())
     assert [len(ep.actions) for ep in cut] == [*lengths[:5], 2]
+    assert minari.MinariDataset(out / "data").storage.metadata["heldout"]["policies"][0]["episodes"] == 6
     assert sum(len(ep.actions) for ep in cut) == n
     assert not cut[-1].terminations.any() and cut[-1].truncations[-1]
     np.testing.assert_array_equal(cut[-1].actions, full[5].actions[:2])

@@ -237,7 +237,9 @@ def run(args: argparse.Namespace) -> int:
         if len(share):
             played = collect_episodes(run.family, levels, len(share), actor, num_envs=cfg.eval.num_envs,
                                       seed=args.seed + i, env_options=cfg.env.options, policy=i)  # fmt: skip
-            episodes += keep_transitions(played, wanted[i], args.episodes) if args.transitions else played
+            kept = keep_transitions(played, wanted[i], args.episodes) if args.transitions else played
+            described["episodes"] = len(kept)  # what the dataset holds of this policy (--transitions keeps fewer)
+            episodes += kept
     info = {
         "family": run.family.name,
         "env_options": dict(cfg.env.options),
