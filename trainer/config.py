@@ -235,7 +235,7 @@ def _paired_preset() -> TrainConfig:
     )  # fmt: skip
     cfg.network = dataclasses.replace(cfg.network, lstm_hidden_size=256)
     cfg.steps = 1_500_000
-    cfg.torch_threads = 0  # torch's default (every core): the adversary's large matrices use them (1.7x on 2 cores)
+    cfg.torch_threads = 0  # torch's default (every core): the adversary's large matrices use them (1.7x on a 2-core AMD EPYC VM)
     return cfg
 
 

@@ -3,7 +3,7 @@
 glibc serves each allocation above its mmap threshold (128 KiB to 32 MiB, adapting) with a fresh
 ``mmap`` and returns it at ``free``; it also trims the heap top above 128 KiB. Training frees and
 re-allocates the same large tensors (rollout batches, activations, gradients) every minibatch,
-so the kernel zero-fills the same pages again each time: on a 2-core machine PAIRED's adversary
+so the kernel zero-fills the same pages again each time: on a 2-core AMD EPYC VM (2026-12-04) PAIRED's adversary
 update (an LSTM over 15,488 inputs) spent a third of its time in page faults, plain maze PPO ~8%.
 Raising both thresholds lets glibc reuse freed blocks; the arithmetic is unchanged (same kernels,
 same order), only the memory's source differs. The cost: the resident set stays at its peak.
