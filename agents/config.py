@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 NETWORKS = ("auto", "impala", "maze", "mlp")
+PRECISIONS = ("fp32", "bf16")
 GEOMETRIES = ("euclidean", "hyperbolic")
 VALUE_LOSSES = ("published", "sb3")
 ADVANTAGE_SCOPES = ("rollout", "minibatch")
@@ -257,6 +258,13 @@ class NetworkConfig:
             "by sqrt(dim)); false: the unregularised hyperbolic head"
         ),
     )
+    precision: str = field(
+        default="fp32",
+        metadata=_help(
+            "arithmetic of the feature extractor and LSTM: fp32, or bf16 (bfloat16 autocast, float32 outputs, heads and "
+            "weights: about 2x faster updates on CPUs with AVX-512 BF16 and on GPUs; not bit-identical to fp32)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         # YAML and argparse hand over lists; keep the dataclass hashable-friendly and canonical.
@@ -286,6 +294,7 @@ class NetworkConfig:
         _check_number(o, "curvature", self.curvature, low=0, low_open=True)
         _check_number(o, "hyperbolic_clip_norm", self.hyperbolic_clip_norm, low=0, low_open=True)
         _check_bool(o, "srym", self.srym)
+        _check_choice(o, "precision", self.precision, PRECISIONS)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,6 +20,7 @@ from heldout.agents.config import NetworkConfig, PPOConfig
 from heldout.agents.hyperbolic import HyperbolicActorCriticPolicy, heads_settings
 from heldout.agents.networks import ImpalaCNN, MazeNet, select_network
 from heldout.agents.ppo import HeldoutPPO
+from heldout.agents.precision import set_precision
 from heldout.names import check_new_name, unknown_name_error
 
 
@@ -113,7 +114,7 @@ def make(
     foreign = sorted(set(settings) - set(_SECTIONS[name]))
     if foreign:
         raise TypeError(f"agent {name!r} reads no settings {foreign[0]!r}; it reads {list(_SECTIONS[name]) or 'none'}")
-    return _AGENTS[name](
+    model = _AGENTS[name](
         env,
         ppo=ppo,
         network=network,
@@ -123,6 +124,8 @@ def make(
         verbose=verbose,
         **settings,
     )
+    set_precision(model.policy, network.precision, model.device)
+    return model
 
 
 def resolve_device(device: str | th.device) -> th.device:
