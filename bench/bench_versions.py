@@ -17,6 +17,7 @@ Workloads (``--workloads``, comma-separated):
 
     python bench/bench_versions.py --base 7e82b97                 # the measurement (quiet machine)
     python bench/bench_versions.py --base HEAD~1 --quick          # tiny sizes: checks the script
+    python bench/bench_versions.py --base 27afe66 --new network.precision=bf16   # a setting only the new one has
 """
 
 from __future__ import annotations
@@ -76,9 +77,9 @@ def checkout(rev: str, where: Path) -> Path:
     return where / "pkg"
 
 
-def measure(path: Path | None, workload: str, cycles: int, threads: int, quick: bool) -> float:
+def measure(path: Path | None, workload: str, cycles: int, threads: int, quick: bool, extra: dict) -> float:
     preset, settings = WORKLOADS[workload]
-    settings = {**settings, **(QUICK if quick else {})}
+    settings = {**settings, **(QUICK if quick else {}), **extra}
     env = dict(os.environ)
     if path is not None:
         env["PYTHONPATH"] = f"{path}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(path)
@@ -96,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=3, help="timed rollout+update cycles per measurement")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of every measurement")
     parser.add_argument("--quick", action="store_true", help="4 envs x 32 steps, 1 round, 1 cycle: checks the script")
+    parser.add_argument("--new", action="append", default=[], metavar="KEY=VALUE",
+                        help="a dotted setting for the new version only (repeatable), e.g. network.precision=bf16")
     args = parser.parse_args(argv)
+    try:
+        new_only = dict(item.split("=", 1) for item in args.new)
+    except ValueError:
+        parser.error("--new takes KEY=VALUE, e.g. network.precision=bf16")
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
@@ -111,12 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 for w in workloads:
                     for version, path in (("old", base_path), ("new", None)) if r % 2 == 0 else (("new", None), ("old", base_path)):
-                        results[w][version].append(measure(path, w, args.cycles, args.threads, args.quick))
+                        extra = new_only if version == "new" else {}
+                        results[w][version].append(measure(path, w, args.cycles, args.threads, args.quick, extra))
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "tree")], check=False)
     print(f"env-steps/s, medians of {args.rounds} alternating round(s), {args.cycles} cycle(s) each, "
-          f"{args.threads} torch thread(s); old = {args.base}, new = {head} (working tree)")  # fmt: skip
+          f"{args.threads} torch thread(s); old = {args.base}, new = {head} (working tree)"
+          + (f" with {', '.join(args.new)}" if args.new else ""))  # fmt: skip
     print(f"{'workload':<10}{'old':>10}{'new':>10}{'new/old':>9}")
     for w in workloads:
         old, new = statistics.median(results[w]["old"]), statistics.median(results[w]["new"])
