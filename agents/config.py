@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-NETWORKS = ("auto", "impala", "maze", "mlp")
+NETWORKS = ("auto", "impala", "maze", "glyphs", "mlp")
 PRECISIONS = ("fp32", "bf16")
 GEOMETRIES = ("euclidean", "hyperbolic")
 VALUE_LOSSES = ("published", "sb3")
@@ -223,8 +223,9 @@ class NetworkConfig:
     network: str = field(
         default="auto",
         metadata=_help(
-            "feature extractor: impala (pixels), maze (maze grids), mlp (vectors) or auto (maze family or small "
-            "grids -> maze, images of 32 px or more -> impala, vectors -> mlp)"
+            "feature extractor: impala (pixels), maze (maze grids), glyphs (grids of symbol ids: MiniHack), mlp "
+            "(vectors) or auto (maze family or small grids -> maze, images of 32 px or more -> impala, 2-D integer "
+            "grids -> glyphs, vectors -> mlp)"
         ),
     )
     features_dim: int = field(default=256, metadata=_help("size of the shared feature vector"))
@@ -232,6 +233,10 @@ class NetworkConfig:
         default=(16, 32, 32), metadata=_help("IMPALA CNN: output channels of each conv stack")
     )
     maze_channels: tuple[int, ...] = field(default=(16, 32), metadata=_help("maze network: channels of its 3x3 convs"))
+    glyph_channels: tuple[int, ...] = field(
+        default=(16, 16, 16, 16, 8), metadata=_help("glyphs network: channels of its 3x3 ELU convs")
+    )
+    glyph_embedding_dim: int = field(default=64, metadata=_help("glyphs network: size of each glyph id's embedding"))
     channels_last: bool = field(
         default=True, metadata=_help("run the IMPALA CNN in torch.channels_last memory format (faster on CPU)")
     )
@@ -272,6 +277,8 @@ class NetworkConfig:
             self.impala_channels = tuple(self.impala_channels)
         if isinstance(self.maze_channels, list):
             self.maze_channels = tuple(self.maze_channels)
+        if isinstance(self.glyph_channels, list):
+            self.glyph_channels = tuple(self.glyph_channels)
         self.validate()
 
     def validate(self) -> None:
@@ -280,7 +287,8 @@ class NetworkConfig:
         if self.network not in NETWORKS:
             raise ValueError(f"network.network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
         _check_int(o, "features_dim", self.features_dim, low=1)
-        for name in ("impala_channels", "maze_channels"):
+        _check_int(o, "glyph_embedding_dim", self.glyph_embedding_dim, low=1)
+        for name in ("impala_channels", "maze_channels", "glyph_channels"):
             value = getattr(self, name)
             if (
                 not isinstance(value, tuple)

@@ -1,4 +1,5 @@
-"""Feature extractors shared by the policy and value heads: the IMPALA CNN and the maze network.
+"""Feature extractors shared by the policy and value heads: the IMPALA CNN, the maze network and
+the glyphs network (grids of symbol ids, MiniHack's glyphs crop).
 
 Both accept observations in the environment's own layout. Procgen and the maze family emit
 (H, W, C) arrays and :class:`heldout.agents.HeldoutPPO` keeps them that way (it does not wrap
@@ -47,11 +48,16 @@ def _check_3d(space: gym.spaces.Space) -> None:
         raise ValueError(f"expected a 3-D Box observation space (an image or a grid), got {space}")
 
 
+def is_symbol_grid(space: gym.spaces.Space) -> bool:
+    """Whether a space is a 2-D grid of integer symbol ids (MiniHack's glyphs crop), read by ``glyphs``."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 2 and np.issubdtype(space.dtype, np.integer)
+
+
 def select_network(space: gym.spaces.Space, family: str | None = None) -> str:
     """The network ``auto`` picks for an observation space (and, when known, the env family).
 
     The rule: the maze family (``family`` starting with ``"maze"``) always gets ``"maze"``; a
-    1-D Box (a vector) gets ``"mlp"``; otherwise a 3-D uint8 Box is an image for ``"impala"`` when its two spatial sides are both
+    1-D Box (a vector) gets ``"mlp"``; a 2-D integer Box (symbol ids) gets ``"glyphs"``; otherwise a 3-D uint8 Box is an image for ``"impala"`` when its two spatial sides are both
     at least :data:`PIXEL_MIN_SIDE` (Procgen's 64x64 frames), and a symbolic grid for ``"maze"``
     when they are smaller (the maze's 5x5 view or its 15x15 full grid). Anything else raises
     ``ValueError``: choose ``network="impala"`` or ``"maze"`` explicitly.
@@ -60,10 +66,13 @@ def select_network(space: gym.spaces.Space, family: str | None = None) -> str:
         return "maze"
     if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
         return "mlp"
+    if is_symbol_grid(space):
+        return "glyphs"
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 3 or space.dtype != np.uint8:
         raise ValueError(
             f"network 'auto' cannot choose a network for the observation space {space}: it knows 3-D uint8 "
-            "images (impala), maze grids (maze) and vectors (mlp); set network to impala or maze, or add a network for it"
+            "images (impala), maze grids (maze), 2-D integer grids (glyphs) and vectors (mlp); set network to impala "
+            "or maze, or add a network for it"
         )
     if family is not None and family.split("/")[0].startswith("procgen"):
         return "impala"
@@ -200,4 +209,43 @@ class MazeNet(BaseFeaturesExtractor):
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         x = self.linear(th.flatten(self.convs(self.planes(observations.float())), 1))
+        return F.relu(x) if self.final_relu else x
+
+
+# -- glyphs network ---------------------------------------------------------------------------
+def symbol_count(space: gym.spaces.Box) -> int:
+    """How many symbol ids a grid space holds (``0 .. high``)."""
+    if not is_symbol_grid(space) or int(np.min(space.low)) < 0:
+        raise ValueError(f"expected a 2-D Box of non-negative integer symbol ids (e.g. MiniHack glyphs), got {space}")
+    return int(np.max(space.high)) + 1
+
+
+class GlyphNet(BaseFeaturesExtractor):
+    """Embedded symbol ids, then 3x3 convs (padding 1) with ELU, flatten, linear, ReLU: the crop branch
+    of the NetHack agents used with MiniHack (an embedding per glyph id, five convs of 16, 16, 16, 16
+    and 8 channels). Input: (N, H, W) integer ids, given as floats (exact up to 2**24)."""
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        features_dim: int = 256,
+        embedding_dim: int = 64,
+        channels: Sequence[int] = (16, 16, 16, 16, 8),
+        final_relu: bool = True,
+    ) -> None:
+        super().__init__(observation_space, features_dim)
+        self.final_relu = bool(final_relu)
+        self.embed = nn.Embedding(symbol_count(observation_space), embedding_dim)
+        layers: list[nn.Module] = []
+        in_planes = embedding_dim
+        for out_planes in channels:
+            layers += [nn.Conv2d(in_planes, out_planes, kernel_size=3, padding=1), nn.ELU()]
+            in_planes = out_planes
+        self.convs = nn.Sequential(*layers)
+        height, width = observation_space.shape
+        self.linear = nn.Linear(in_planes * height * width, features_dim)
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        planes = self.embed(observations.long()).permute(0, 3, 1, 2)  # (N, H, W, E) -> (N, E, H, W)
+        x = self.linear(th.flatten(self.convs(planes), 1))
         return F.relu(x) if self.final_relu else x

@@ -18,7 +18,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from heldout.agents.config import NetworkConfig, PPOConfig
 from heldout.agents.hyperbolic import HyperbolicActorCriticPolicy, heads_settings
-from heldout.agents.networks import ImpalaCNN, MazeNet, select_network
+from heldout.agents.networks import GlyphNet, ImpalaCNN, MazeNet, is_symbol_grid, select_network
 from heldout.agents.ppo import HeldoutPPO
 from heldout.agents.precision import set_precision
 from heldout.names import check_new_name, unknown_name_error
@@ -174,6 +174,14 @@ def policy_kwargs(network: NetworkConfig, ppo: PPOConfig, observation_space: gym
             "channels_last": network.channels_last,
         }
         normalize_images = True  # uint8 pixels -> [0, 1]
+    elif kind == "glyphs":
+        extractor = GlyphNet
+        extractor_kwargs = {
+            "features_dim": network.features_dim,
+            "embedding_dim": network.glyph_embedding_dim,
+            "channels": tuple(network.glyph_channels),
+        }
+        normalize_images = False  # symbol ids
     else:
         extractor = MazeNet
         extractor_kwargs = {"features_dim": network.features_dim, "channels": tuple(network.maze_channels)}
@@ -214,6 +222,10 @@ def mlp_policy_kwargs(network: NetworkConfig, ppo: PPOConfig, space: gym.spaces.
 
 
 def _check_space(kind: str, space: gym.spaces.Space) -> None:
+    if kind == "glyphs":
+        if not is_symbol_grid(space):
+            raise ValueError(f"network 'glyphs' needs a 2-D Box of integer symbol ids (MiniHack glyphs), got {space}")
+        return
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 3:
         raise ValueError(
             f"network {kind!r} needs a 3-D Box observation space (an image or a maze grid), got {space}"

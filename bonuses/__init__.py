@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch as th
 from gymnasium import spaces
 
+from heldout.agents.networks import is_symbol_grid, symbol_count
 from heldout.bonuses.base import Bonus, RunningStd, observation_key
 from heldout.bonuses.combine import Combined
 from heldout.bonuses.config import NAMES, BonusConfig
@@ -47,7 +48,8 @@ def _part(cfg: BonusConfig, name: str, venv, seed: int, device: str | th.device)
         return EpisodicCount(venv.num_envs, cfg.episodic_form)
     if not isinstance(space, spaces.Box):
         raise ValueError(f"bonus {name} needs an array (Box) observation, got {space}")
-    train = {"lr": cfg.lr, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "max_grad_norm": cfg.max_grad_norm}
+    train = {"lr": cfg.lr, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "max_grad_norm": cfg.max_grad_norm,
+             "symbols": symbol_count(space) if is_symbol_grid(space) else 0}  # fmt: skip
     if name == "rnd":
         return RND(space.shape, out_dim=cfg.rnd_dim, hidden_dim=cfg.hidden_dim, seed=seed, device=device, **train)
     if not isinstance(venv.action_space, spaces.Discrete):

@@ -28,9 +28,10 @@ class InverseDynamics(nn.Module):
     """phi(s) and the action predicted from (phi(s), phi(s')): e3b's MinigridInverseDynamicsNet head
     (Linear(2d, 256), ReLU, Linear(256, actions)) on our observation MLP."""
 
-    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, embedding_dim: int, hidden_dim: int) -> None:
+    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, embedding_dim: int, hidden_dim: int,
+                 symbols: int = 0) -> None:  # fmt: skip
         super().__init__()
-        self.embed = observation_encoder(obs_shape, hidden_dim, embedding_dim)
+        self.embed = observation_encoder(obs_shape, hidden_dim, embedding_dim, symbols)
         self.head = nn.Sequential(nn.Linear(2 * embedding_dim, 256), nn.ReLU(), nn.Linear(256, num_actions))
 
     def forward(self, obs: th.Tensor, next_obs: th.Tensor) -> th.Tensor:
@@ -46,9 +47,10 @@ class E3B(Bonus):
 
     def __init__(self, obs_shape: tuple[int, ...], num_actions: int, num_envs: int, *, ridge: float,
                  embedding_dim: int, hidden_dim: int, lr: float, batch_size: int, epochs: int,
-                 max_grad_norm: float, seed: int, device: th.device) -> None:  # fmt: skip
+                 max_grad_norm: float, seed: int, device: th.device, symbols: int = 0) -> None:  # fmt: skip
         self.ridge, self.device, self.num_actions = ridge, device, num_actions
-        self.net = seeded(seed, lambda: InverseDynamics(obs_shape, num_actions, embedding_dim, hidden_dim)).to(device)
+        build = lambda: InverseDynamics(obs_shape, num_actions, embedding_dim, hidden_dim, symbols)  # noqa: E731
+        self.net = seeded(seed, build).to(device)
         self.trainer = Trainer([self.net.embed, self.net.head], lr=lr, batch_size=batch_size, epochs=epochs,
                                max_grad_norm=max_grad_norm, seed=seed)  # fmt: skip
         eye = th.eye(embedding_dim, device=device) / ridge

@@ -1,4 +1,5 @@
-"""The bonus networks' shared parts: an MLP on flattened observations, seeded set-up and training."""
+"""The bonus networks' shared parts: an MLP on flattened observations (symbol ids embedded first),
+seeded set-up and training."""
 
 from __future__ import annotations
 
@@ -9,13 +10,32 @@ import torch as th
 from torch import nn
 
 
-def observation_encoder(obs_shape: tuple[int, ...], hidden: int, out: int) -> nn.Sequential:
+SYMBOL_EMBEDDING_DIM = 16
+"""Size of each symbol id's embedding in the bonus networks (grids of ids: MiniHack glyphs)."""
+
+
+class EmbedIds(nn.Module):
+    """Integer ids (given as floats) -> one learned vector per id, appended as the last axis."""
+
+    def __init__(self, count: int, dim: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(count, dim)
+
+    def forward(self, ids: th.Tensor) -> th.Tensor:
+        return self.embed(ids.long())
+
+
+def observation_encoder(obs_shape: tuple[int, ...], hidden: int, out: int, symbols: int = 0) -> nn.Sequential:
     """Flattened observation -> ``hidden`` (ReLU) -> ``hidden`` (ReLU) -> ``out``: one network for any
-    array observation (maze grids, MiniGrid views, Procgen pixels)."""
+    array observation (maze grids, MiniGrid views, Procgen pixels); with ``symbols`` > 0 the observation
+    holds ids ``0 .. symbols - 1``, each embedded (:data:`SYMBOL_EMBEDDING_DIM`) before flattening."""
     size = int(np.prod(obs_shape))
+    first: list[nn.Module] = [EmbedIds(symbols, SYMBOL_EMBEDDING_DIM)] if symbols else []
+    size *= SYMBOL_EMBEDDING_DIM if symbols else 1
     return nn.Sequential(
-        nn.Flatten(), nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out)
-    )
+        *first, nn.Flatten(), nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Linear(hidden, out),
+    )  # fmt: skip
 
 
 def as_input(obs: np.ndarray, device: th.device) -> th.Tensor:

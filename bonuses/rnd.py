@@ -19,10 +19,11 @@ class RND(Bonus):
     learns = True
 
     def __init__(self, obs_shape: tuple[int, ...], *, out_dim: int, hidden_dim: int, lr: float, batch_size: int,
-                 epochs: int, max_grad_norm: float, seed: int, device: th.device) -> None:  # fmt: skip
+                 epochs: int, max_grad_norm: float, seed: int, device: th.device, symbols: int = 0) -> None:  # fmt: skip
         self.device = device
-        self.target = seeded(seed + 1, lambda: observation_encoder(obs_shape, hidden_dim, out_dim)).to(device)
-        self.predictor = seeded(seed, lambda: observation_encoder(obs_shape, hidden_dim, out_dim)).to(device)
+        build = lambda: observation_encoder(obs_shape, hidden_dim, out_dim, symbols)  # noqa: E731
+        self.target = seeded(seed + 1, build).to(device)
+        self.predictor = seeded(seed, build).to(device)
         for p in self.target.parameters():
             p.requires_grad_(False)
         self.trainer = Trainer([self.predictor], lr=lr, batch_size=batch_size, epochs=epochs,

@@ -21,7 +21,12 @@ from heldout.envs.base import EnvFamily, LevelSet, LevelVecEnv
 from heldout.names import check_new_name, unknown_name_error
 
 ENTRY_POINT_GROUP = "heldout.envs"
-_BUILTIN = ("heldout.envs.procgen:families", "heldout.envs.maze:families", "heldout.envs.minigrid_families:families")
+_BUILTIN = (
+    "heldout.envs.procgen:families",
+    "heldout.envs.maze:families",
+    "heldout.envs.minigrid_families:families",
+    "heldout.envs.minihack_families:families",
+)
 _FAMILIES: dict[str, EnvFamily] = {}
 _loaded = False
 

@@ -29,10 +29,12 @@ def test_pip_install_without_editable_mode(tmp_path):
     assert out[0] == str(site / "heldout" / "__init__.py")
     from importlib.util import find_spec
 
-    from heldout.envs.minigrid_families import FAMILIES
+    from heldout.envs import minigrid_families, minihack_families
 
-    minigrid = len(FAMILIES) if find_spec("minigrid") else 0  # listed only where minigrid is installed
-    assert int(out[1]) == 17 + minigrid and int(out[2]) == 5  # 16 Procgen games + maze; 5 named mazes
+    # listed only where their packages are installed
+    minigrid = len(minigrid_families.FAMILIES) if find_spec("minigrid") else 0
+    minihack = len(minihack_families.FAMILIES) if find_spec("minihack") and find_spec("nle") else 0
+    assert int(out[1]) == 17 + minigrid + minihack and int(out[2]) == 5  # 16 Procgen games + maze; 5 named mazes
 
 
 def test_foundations_are_bounded_below_their_next_major_and_installed_versions_fit():
