@@ -18,6 +18,7 @@ Workloads (``--workloads``, comma-separated):
     python bench/bench_versions.py --base 7e82b97                 # the measurement (quiet machine)
     python bench/bench_versions.py --base HEAD~1 --quick          # tiny sizes: checks the script
     python bench/bench_versions.py --base 27afe66 --new network.precision=bf16   # a setting only the new one has
+    python bench/bench_versions.py --base f77ff15 --threads 0 --busy 1           # defaults, one core kept busy
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default="ppo,ppo_lstm,paired", help=f"comma-separated: {', '.join(WORKLOADS)}")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians over them)")
     parser.add_argument("--cycles", type=int, default=3, help="timed rollout+update cycles per measurement")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of every measurement")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of every measurement (0: each version's default)")
+    parser.add_argument("--busy", type=int, default=0, help="processes that keep a core busy (a Python spin loop) while measuring")
     parser.add_argument("--quick", action="store_true", help="4 envs x 32 steps, 1 round, 1 cycle: checks the script")
     parser.add_argument("--new", action="append", default=[], metavar="KEY=VALUE",
                         help="a dotted setting for the new version only (repeatable), e.g. network.precision=bf16")
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="bench-versions-") as tmp:
         base_path = checkout(args.base, Path(tmp))
+        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
         try:
             results: dict[str, dict[str, list[float]]] = {w: {"old": [], "new": []} for w in workloads}
             for r in range(args.rounds):
@@ -122,10 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                         results[w][version].append(measure(path, w, args.cycles, args.threads, args.quick, extra))
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         finally:
+            for spinner in spinners:
+                spinner.kill()
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "tree")], check=False)
     print(f"env-steps/s, medians of {args.rounds} alternating round(s), {args.cycles} cycle(s) each, "
-          f"{args.threads} torch thread(s); old = {args.base}, new = {head} (working tree)"
-          + (f" with {', '.join(args.new)}" if args.new else ""))  # fmt: skip
+          f"{args.threads or 'default'} torch thread(s){f', {args.busy} busy core(s)' if args.busy else ''}; "
+          f"old = {args.base}, new = {head} (working tree)" + (f" with {', '.join(args.new)}" if args.new else ""))  # fmt: skip
     print(f"{'workload':<10}{'old':>10}{'new':>10}{'new/old':>9}")
     for w in workloads:
         old, new = statistics.median(results[w]["old"]), statistics.median(results[w]["new"])

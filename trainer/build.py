@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,12 +123,19 @@ def sampler_needs(cfg: TrainConfig) -> frozenset[str]:
     return level_samplers.needs(cfg.sampler.name)
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: ``taskset``, cgroups' cpusets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
 def prepare_process(cfg: TrainConfig) -> None:
     """The process-wide settings a training run wants: freed memory kept for reuse and the
-    run's torch thread count (0 leaves torch's default)."""
+    run's torch thread count (0: one per core the process may use, see :func:`usable_cores`)."""
     keep_freed_memory()
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
+    torch.set_num_threads(cfg.torch_threads or usable_cores())
 
 
 def apply_lr_schedule(model: Any, cfg: TrainConfig) -> None:

@@ -142,7 +142,7 @@ class TrainConfig:
     checkpoint_interval: int = field(
         default=1, metadata=_help("write a checkpoint every N PPO updates (0: only at the end)")
     )
-    torch_threads: int = field(default=0, metadata=_help("torch CPU threads (0: torch's default)"))
+    torch_threads: int = field(default=0, metadata=_help("torch CPU threads (0: one per CPU core this process may use)"))
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad value and what is accepted."""

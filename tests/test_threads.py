@@ -1,0 +1,36 @@
+"""Thread settings of a run: one torch thread per usable core by default, sleeping OpenMP waits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from heldout.trainer import build, config
+
+
+def test_the_default_thread_count_follows_the_cores_the_process_may_use(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(build.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+        cfg = config.preset("maze")
+        cfg.torch_threads = 0
+        build.prepare_process(cfg)
+        assert build.usable_cores() == 1 and torch.get_num_threads() == 1
+        cfg.torch_threads = 2  # an explicit count wins
+        build.prepare_process(cfg)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_importing_heldout_first_makes_idle_openmp_threads_sleep_unless_told_otherwise():
+    code = "import os, heldout, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == "ACTIVE"
