@@ -9,9 +9,8 @@ from torch import nn
 from heldout import agents, envs
 from heldout.agents import NetworkConfig, PPOConfig
 from heldout.agents.precision import autocast_module, set_precision
-from heldout.cli import main
 
-from tests.test_train import MAZE_ONE_SET, _params
+from tests.test_train import MAZE_ONE_SET, whole_and_resumed
 
 
 def linear(weight: float) -> nn.Linear:
@@ -63,9 +62,4 @@ def test_bf16_lstm_carries_float32_states():
 
 def test_bf16_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path):
     common = [*MAZE_ONE_SET, "--network.precision", "bf16", "--checkpoint_interval", "1", "--eval.interval", "0"]
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    assert main(["train", *common, "--steps", "1536", "--run-dir", str(whole)]) == 0
-    assert main(["train", *common, "--steps", "1024", "--run-dir", str(part)]) == 0
-    assert main(["train", "--resume", str(part), "--steps", "1536", "--no-progress"]) == 0
-    a, b = _params(whole), _params(part)
-    assert all(torch.equal(a[name], b[name]) for name in a)
+    whole_and_resumed(tmp_path, common, 1536, 1024)

@@ -147,6 +147,18 @@ def _params(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run)["policy"]
 
 
+def whole_and_resumed(tmp_path: Path, common: list[str], steps: int, stop_at: int) -> tuple[Path, Path]:
+    """One run of ``steps``, another stopped at ``stop_at`` and resumed to ``steps``; asserts their
+    policies are equal to the bit and returns both run directories."""
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main(["train", *common, "--steps", str(steps), "--run-dir", str(whole)]) == 0
+    assert main(["train", *common, "--steps", str(stop_at), "--run-dir", str(part)]) == 0
+    assert main(["train", "--resume", str(part), "--steps", str(steps), "--no-progress"]) == 0
+    a, b = _params(whole), _params(part)
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    return whole, part
+
+
 @pytest.mark.parametrize(
     "agent, sampler", [("ppo", "uniform"), ("ppo", "robust_plr"), ("ppo", "dred"), ("ppo_lstm", "robust_plr")]
 )
@@ -389,11 +401,6 @@ def test_one_level_file_and_the_test_set_as_held_out_sets(tmp_path):
 def test_accel_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path):
     common = [*UED_FAST, "--env.test_levels", "test", "--env.train_set", "random", "--sampler", "accel",
               "--sampler.min_fill_ratio", "0", "--checkpoint_interval", "1"]  # fmt: skip
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    assert main(["train", *common, "--steps", "3072", "--run-dir", str(whole)]) == 0
-    assert main(["train", *common, "--steps", "1536", "--run-dir", str(part)]) == 0
-    assert main(["train", "--resume", str(part), "--steps", "3072", "--no-progress"]) == 0
-    a, b = _params(whole), _params(part)
-    assert all(torch.equal(a[name], b[name]) for name in a)
+    whole, part = whole_and_resumed(tmp_path, common, 3072, 1536)
     sa, sb = (load_checkpoint(run)["sampler"]["sampler"] for run in (whole, part))
     assert sa["children_played"] == sb["children_played"] > 0 and sa["levels"] == sb["levels"]
