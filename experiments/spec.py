@@ -9,6 +9,7 @@ A sweep file::
     methods:                         # named methods, each with its own overrides ...
       uniform: {sampler.name: uniform}
       dr: {sampler.name: dr, env.train_set: random}
+      paired: {preset: paired}       # ... a method may start from another preset
     grid:                            # ... and/or a grid: the product of its lists are methods
       sampler.name: [uniform, plr]
     seeds: 3                         # a count (0, 1, 2) or a list of seeds
@@ -150,12 +151,14 @@ def plan(spec: dict[str, Any], source: str = "sweep", folder: Path | None = None
         if "seed" in settings:  # it would be replaced by each run's seed without a word
             raise ValueError(f"{source}: {where} sets seed, but each run's seed comes from seeds: (a count or a list); remove it")
     for method, overrides in methods.items():
+        preset = overrides.get("preset", spec.get("preset"))
+        settings_of_method = {k: v for k, v in overrides.items() if k != "preset"}
         for seed in _seeds(spec.get("seeds", 1), source):
-            settings = {**base, **overrides, "seed": seed, "torch_threads": threads}
+            settings = {**base, **settings_of_method, "seed": seed, "torch_threads": threads}
             if folder is not None:
                 settings = resolve_level_files(settings, folder)
             runs.append(PlannedRun(f"{method}-s{seed}", method, seed, {**overrides, "seed": seed},
-                                   build_config(spec.get("preset"), settings, f"{source}, method {method}")))
+                                   build_config(preset, settings, f"{source}, method {method}")))
     return runs
 
 

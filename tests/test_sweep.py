@@ -170,3 +170,17 @@ def test_ray_backend_runs_a_sweep_on_a_local_ray_instance(tmp_path):
     result = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert statuses(out) == {"uniform-s0": "finished", "plr-s0": "finished"}
+
+
+def test_a_method_may_start_from_its_own_preset():
+    runs = specs.plan({
+        "preset": "maze", "base": {"steps": 4096}, "seeds": 1,
+        "methods": {"dr": {"sampler.name": "dr", "env.train_set": "random"},
+                    "paired": {"preset": "paired", "sampler.name": "paired", "env.train_set": "random"}},
+    })  # fmt: skip
+    dr, paired = runs
+    assert (dr.cfg.agent, dr.cfg.ppo.lr, dr.cfg.steps) == ("ppo", 5e-4, 4096)
+    assert (paired.cfg.agent, paired.cfg.ppo.lr, paired.cfg.ppo.gamma, paired.cfg.steps) == ("ppo_lstm", 1e-4, 0.995, 4096)
+    assert paired.cfg.sampler.name == "paired" and paired.overrides["preset"] == "paired"
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        specs.plan({"methods": {"x": {"preset": "nope"}}})
