@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                     for version, path in (("old", base_path), ("new", None)) if r % 2 == 0 else (("new", None), ("old", base_path)):
                         extra = new_only if version == "new" else {}
                         results[w][version].append(measure(path, w, args.cycles, args.threads, args.quick, extra))
+                        print(f"  {w} {version}: {results[w][version][-1]:.0f} env-steps/s", file=sys.stderr, flush=True)
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         finally:
             for spinner in spinners:
