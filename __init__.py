@@ -11,14 +11,7 @@ Subpackages: :mod:`heldout.envs`, :mod:`heldout.agents`, :mod:`heldout.level_sam
 import importlib
 import importlib.abc
 import importlib.util
-import os
 import sys
-
-if "torch" not in sys.modules:
-    # OpenMP threads that wait for work sleep instead of spinning (torch's default spins): on a
-    # busy machine spinning threads steal the cores the working ones need (issue 23; measured by
-    # bench/bench_versions.py --busy 1). Set before torch loads; an explicit OMP_WAIT_POLICY wins. Results do not change.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

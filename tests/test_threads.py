@@ -1,10 +1,6 @@
-"""Thread settings of a run: one torch thread per usable core by default, sleeping OpenMP waits."""
+"""Thread settings of a run: one torch thread per usable core by default."""
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
 
 import torch
 
@@ -24,13 +20,3 @@ def test_the_default_thread_count_follows_the_cores_the_process_may_use(monkeypa
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-
-
-def test_importing_heldout_first_makes_idle_openmp_threads_sleep_unless_told_otherwise():
-    code = "import os, heldout, torch; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
-                         capture_output=True, text=True, check=True)  # fmt: skip
-    assert out.stdout.strip() == "ACTIVE"
