@@ -213,6 +213,17 @@ class MazeNet(BaseFeaturesExtractor):
 
 
 # -- glyphs network ---------------------------------------------------------------------------
+class EmbedIds(nn.Module):
+    """Integer ids (given as floats: exact up to 2**24) -> one learned vector per id, appended as the last axis."""
+
+    def __init__(self, count: int, dim: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(count, dim)
+
+    def forward(self, ids: th.Tensor) -> th.Tensor:
+        return self.embed(ids.long())
+
+
 def symbol_count(space: gym.spaces.Box) -> int:
     """How many symbol ids a grid space holds (``0 .. high``)."""
     if not is_symbol_grid(space) or int(np.min(space.low)) < 0:
@@ -223,7 +234,7 @@ def symbol_count(space: gym.spaces.Box) -> int:
 class GlyphNet(BaseFeaturesExtractor):
     """Embedded symbol ids, then 3x3 convs (padding 1) with ELU, flatten, linear, ReLU: the crop branch
     of the NetHack agents used with MiniHack (an embedding per glyph id, five convs of 16, 16, 16, 16
-    and 8 channels). Input: (N, H, W) integer ids, given as floats (exact up to 2**24)."""
+    and 8 channels). Input: (N, H, W) integer ids, given as floats."""
 
     def __init__(
         self,
@@ -235,7 +246,7 @@ class GlyphNet(BaseFeaturesExtractor):
     ) -> None:
         super().__init__(observation_space, features_dim)
         self.final_relu = bool(final_relu)
-        self.embed = nn.Embedding(symbol_count(observation_space), embedding_dim)
+        self.embed = EmbedIds(symbol_count(observation_space), embedding_dim)
         layers: list[nn.Module] = []
         in_planes = embedding_dim
         for out_planes in channels:
@@ -246,6 +257,6 @@ class GlyphNet(BaseFeaturesExtractor):
         self.linear = nn.Linear(in_planes * height * width, features_dim)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
-        planes = self.embed(observations.long()).permute(0, 3, 1, 2)  # (N, H, W, E) -> (N, E, H, W)
+        planes = self.embed(observations).permute(0, 3, 1, 2)  # (N, H, W, E) -> (N, E, H, W)
         x = self.linear(th.flatten(self.convs(planes), 1))
         return F.relu(x) if self.final_relu else x

@@ -9,20 +9,11 @@ import numpy as np
 import torch as th
 from torch import nn
 
+from heldout.agents.networks import EmbedIds
+
 
 SYMBOL_EMBEDDING_DIM = 16
 """Size of each symbol id's embedding in the bonus networks (grids of ids: MiniHack glyphs)."""
-
-
-class EmbedIds(nn.Module):
-    """Integer ids (given as floats) -> one learned vector per id, appended as the last axis."""
-
-    def __init__(self, count: int, dim: int) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(count, dim)
-
-    def forward(self, ids: th.Tensor) -> th.Tensor:
-        return self.embed(ids.long())
 
 
 def observation_encoder(obs_shape: tuple[int, ...], hidden: int, out: int, symbols: int = 0) -> nn.Sequential:

@@ -4,8 +4,8 @@ Registered only where ``nle`` and ``minihack`` are importable (``pip install 'he
 see the README); imported on first use. A level is a generation seed: it seeds NetHack's core
 and display RNGs (no reseeding) and, for the MiniGrid-built tasks (MultiRoom), the MiniGrid
 layout generator, so ``reset(seed=s)`` always builds the same dungeon. The agent sees the
-glyphs crop, the 9x9 grid of NetHack glyph ids around it (as in the exploration-bonus study's
-agents), read by the ``glyphs`` network. Held-out levels differ from every training level in
+glyphs crop, the 9x9 grid of NetHack glyph ids around it (the exploration-bonus study's agents
+read it beside the full map and the status line: docs/fidelity.md), read by the ``glyphs`` network. Held-out levels differ from every training level in
 the whole glyph map at the start (layout, doors, objects and the agent's cell). Rewards: 1 on
 reaching the goal, 0 otherwise (MiniHack's per-step penalty is set to 0 so that the return is
 the solve indicator), so episodes score by solve rate.

@@ -72,7 +72,7 @@ def test_auto_picks_the_glyphs_network_which_embeds_each_id():
     fa, fb = net(a), net(b)
     assert fa.shape == (2, 32) and torch.equal(fa[0], fb[0]) and not torch.equal(fa[1], fb[1])
     # the id, not its size, is what counts: the embedding row of the id is what the convs see
-    assert torch.equal(net.embed(torch.tensor([333])), net.embed.weight[333:334])
+    assert torch.equal(net.embed(torch.tensor([333])), net.embed.embed.weight[333:334])
     enc = observation_encoder((9, 9), 16, 8, symbols=5977)
     assert enc(a).shape == (2, 8) and sum(p.numel() for p in enc[0].parameters()) == 5977 * 16
 
