@@ -4,8 +4,12 @@ Per method (a sweep's ``method``, or for bare run directories a label from the c
 runs (seeds): the train score, each held-out set's score and the gap against each set, as the
 interquartile mean (IQM) with a stratified-bootstrap 95% interval; and, on each held-out set, the
 probability that a run of one method scores higher than a run of another (Mann-Whitney U
-statistic, averaged over tasks; here one task), with its interval. The bootstrap is rliable's
-(``get_interval_estimates``), seeded, so the output is deterministic.
+statistic, averaged over tasks; here one task), with its interval; and each held-out set's
+performance profile (rliable's run-score distribution: the fraction of runs scoring above each
+threshold, with a 95% band). With ``--previous`` (an earlier edition of the same sweep), each
+method's scores beside that edition's, with the probability that a run of this edition scores
+higher than a run of the previous one. The bootstrap is rliable's (``get_interval_estimates``),
+seeded, so the output is deterministic.
 
 Writes ``compare.md``, ``compare.json`` and PNG plots (:mod:`heldout.experiments.plots`).
 """
@@ -277,18 +281,81 @@ def _reference_markdown(ref: dict[str, Any]) -> list[str]:
     return lines
 
 
-def compare(runs: list[Run], metric: str = "score") -> dict[str, Any]:
-    """Every aggregate of :mod:`heldout.experiments.compare` as plain data."""
+PROFILE_POINTS = 51
+"""Thresholds a performance profile is evaluated at, evenly spaced."""
+
+
+def profile_thresholds(values: dict[str, np.ndarray]) -> np.ndarray:
+    """Evenly spaced thresholds over [0, 1], widened to every score's range where scores leave it."""
+    everything = np.concatenate([v.ravel() for v in values.values()])
+    return np.linspace(min(0.0, float(everything.min())), max(1.0, float(everything.max())), PROFILE_POINTS)
+
+
+def profiles(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Performance profiles as rliable draws them (``create_performance_profile`` with run-score
+    distributions): per method, the fraction of its runs (x tasks) scoring strictly above each
+    threshold tau, with a stratified-bootstrap 95% band, on one set of thresholds for all methods."""
+    from rliable import library
+
+    taus = profile_thresholds(values)
+    with _seeded_bootstrap():
+        point, interval = library.get_interval_estimates(
+            values, lambda scores: library.score_distributions(scores, taus), reps=BOOTSTRAP_REPS, random_state=_rng()
+        )
+    return {
+        "tau": [float(t) for t in taus],
+        "methods": {m: {"fraction": [float(v) for v in point[m]], "ci_low": [float(v) for v in interval[m][0]],
+                        "ci_high": [float(v) for v in interval[m][1]]} for m in values},
+    }  # fmt: skip
+
+
+def score_table(runs: list[Run], metric: str) -> dict[str, list[dict[str, float]]]:
+    """Per method, each run's :func:`final_scores`."""
+    return {m: [final_scores(r.report, metric) for r in rs] for m, rs in by_method(runs).items()}
+
+
+def method_stats(table: dict[str, list[dict[str, float]]], columns: list[str]) -> dict[str, dict[str, Any]]:
+    """Per method: the IQM with its interval of every column all its runs have."""
+    out: dict[str, dict[str, Any]] = {}
+    for m, rows in table.items():
+        present = [c for c in columns if all(c in row for row in rows)]
+        out[m] = dict(zip(present, iqm_intervals({m: np.array([[row[c] for c in present] for row in rows])})[m]))
+    return out
+
+
+def beside_previous(runs: list[Run], previous: list[Run], metric: str) -> dict[str, Any]:
+    """Each method both editions ran: train and every held-out set's IQM (with intervals) in the
+    previous edition and in this one, the change in IQM, and on each held-out set P(a run of this
+    edition scores higher than a run of the previous one), with its interval."""
+    now, before = score_table(runs, metric), score_table(previous, metric)
+    out: dict[str, Any] = {}
+    for m in (m for m in now if m in before):
+        columns = [c for c in now[m][0] if all(c in row for row in now[m] + before[m])]
+        stats = {"this": method_stats({m: now[m]}, columns)[m], "previous": method_stats({m: before[m]}, columns)[m]}
+        rows = {}
+        for c in columns:
+            rows[c] = {"previous": stats["previous"][c], "this": stats["this"][c],
+                       "change": stats["this"][c]["iqm"] - stats["previous"][c]["iqm"]}  # fmt: skip
+            if c != "train" and not c.startswith("gap "):
+                pair = improvement({"this": np.array([[r[c]] for r in now[m]]), "previous": np.array([[r[c]] for r in before[m]])})
+                rows[c]["p_this_higher"] = pair["this"]["previous"]
+        out[m] = {"runs": {"this": len(now[m]), "previous": len(before[m])}, "columns": rows}
+    return out
+
+
+def compare(runs: list[Run], metric: str = "score", previous: list[Run] | None = None) -> dict[str, Any]:
+    """Every aggregate of :mod:`heldout.experiments.compare` as plain data; ``previous``: an earlier
+    edition's runs, set beside these method by method."""
     groups = by_method(runs)
-    table = {m: [final_scores(r.report, metric) for r in rs] for m, rs in groups.items()}
+    table = score_table(runs, metric)
     columns = list(dict.fromkeys(c for rows in table.values() for row in rows for c in row))
     sets = [c for c in columns if c != "train" and not c.startswith("gap ")]
     methods: dict[str, dict[str, Any]] = {m: {"runs": len(rs), "seeds": [r.name for r in rs]} for m, rs in groups.items()}
-    for m, rows in table.items():
-        present = [c for c in columns if all(c in row for row in rows)]
-        stats = iqm_intervals({m: np.array([[row[c] for c in present] for row in rows])})[m]
-        methods[m].update(zip(present, stats))
-    better = {s: improvement({m: np.array([[row[s]] for row in rows]) for m, rows in table.items()}) for s in sets}
+    for m, stats in method_stats(table, columns).items():
+        methods[m].update(stats)
+    per_set = {s: {m: np.array([[row[s]] for row in rows]) for m, rows in table.items() if all(s in row for row in rows)}
+               for s in sets}  # fmt: skip
+    better = {s: improvement(values) for s, values in per_set.items()}
     return {
         "metric": metric,
         "score_unit": runs[0].report.get("score_unit", "score"),
@@ -298,6 +365,8 @@ def compare(runs: list[Run], metric: str = "score") -> dict[str, Any]:
         "methods": methods,
         "probability_of_improvement": better,
         "curves": {c: curves(groups, c, metric) for c in ["train", *sets]},
+        "profiles": {s: profiles(values) for s, values in per_set.items() if values},
+        "previous": beside_previous(runs, previous, metric) if previous else None,
         "reference": procgen_reference(runs),
         "bootstrap": {"reps": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED, "interval": "95% stratified bootstrap (rliable), percentile"},
     }
@@ -305,6 +374,23 @@ def compare(runs: list[Run], metric: str = "score") -> dict[str, Any]:
 
 def _cell(stats: dict[str, float] | None) -> str:
     return "-" if stats is None else f"{stats['iqm']:.3f} [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
+
+
+def _previous_markdown(previous: dict[str, Any]) -> list[str]:
+    lines = ["", "## Beside the previous edition", "",
+             "IQM [95% interval] (runs) in each edition; change = this minus previous; P(this > previous): a run of "
+             "this edition scores higher than a run of the previous one (on held-out sets).", "",
+             "| method | column | previous | this | change | P(this > previous) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for m, entry in previous.items():
+        n = entry["runs"]
+        for c, row in entry["columns"].items():
+            if c.startswith("gap "):
+                continue
+            p = row.get("p_this_higher")
+            better = "-" if p is None else f"{p['p']:.2f} [{p['ci_low']:.2f}, {p['ci_high']:.2f}]"
+            lines.append(f"| {m} | {c} | {_cell(row['previous'])} ({n['previous']}) | {_cell(row['this'])} ({n['this']}) "
+                         f"| {row['change']:+.3f} | {better} |")  # fmt: skip
+    return lines
 
 
 def markdown(result: dict[str, Any], left_out: list[str]) -> str:
@@ -332,6 +418,8 @@ def markdown(result: dict[str, Any], left_out: list[str]) -> str:
             cells = ["-" if x == y else f"{matrix[x][y]['p']:.2f} [{matrix[x][y]['ci_low']:.2f}, {matrix[x][y]['ci_high']:.2f}]"
                      for y in methods]
             lines.append(f"| {x} | " + " | ".join(cells) + " |")
+    if result.get("previous"):
+        lines += _previous_markdown(result["previous"])
     if result.get("reference"):
         lines += _reference_markdown(result["reference"])
     if left_out:
@@ -352,11 +440,14 @@ def write(result: dict[str, Any], left_out: list[str], out: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths]
     runs, left_out = load(paths)
+    previous = load([Path(p) for p in args.previous])[0] if args.previous else None
+    if previous and {str(r.report.get("env")) for r in previous} != {str(runs[0].report.get("env"))}:
+        raise UsageError(f"--previous holds runs of another environment than {runs[0].report.get('env')}; compare editions of one benchmark")
     if left_out:
         print(f"heldout compare: left out {len(left_out)} unfinished runs: {', '.join(left_out)}")
-    if args.metric != "score" and not all(has_metric(d, args.metric) for r in runs for d in (r.report, *r.evaluations)):
+    if args.metric != "score" and not all(has_metric(d, args.metric) for r in runs + (previous or []) for d in (r.report, *r.evaluations)):
         raise UsageError(f"the runs have no {args.metric!r} scores; use --metric score")
-    result = compare(runs, args.metric)
+    result = compare(runs, args.metric, previous)
     out = Path(args.out) if args.out else (paths[0] / "compare" if len(paths) == 1 and (paths[0] / INDEX).is_file() else Path("compare"))
     written = write(result, left_out, out)
     print(markdown(result, []))
@@ -370,5 +461,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="RUN_DIR|SWEEP_DIR", help="run directories, or one sweep directory")
     p.add_argument("--out", metavar="DIR", help="where compare.md/json and the plots go (default SWEEP_DIR/compare or ./compare)")
+    p.add_argument("--previous", action="append", default=[], metavar="SWEEP_DIR|RUN_DIR",
+                   help="an earlier edition of the comparison (a sweep directory, or run directories, repeated): "
+                   "its scores beside these, method by method")
     p.add_argument("--metric", default="score", choices=("score", "return"), help="solve rate / normalised score, or raw return")
     p.set_defaults(func=run)

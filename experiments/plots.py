@@ -1,5 +1,6 @@
 """The plots of ``heldout compare`` (matplotlib, no display needed): scores over steps with
-interval bands, the final gap per method, and the probability-of-improvement matrices."""
+interval bands, the final gap per method, the probability-of-improvement matrices and the
+performance profiles."""
 
 from __future__ import annotations
 
@@ -86,5 +87,26 @@ def improvement(result: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def profiles(result: dict[str, Any], path: Path) -> Path:
+    """One panel per held-out set: the fraction of runs scoring above each threshold, 95% band per
+    method (rliable's performance profiles)."""
+    plt = _pyplot()
+    sets = list(result["profiles"])
+    fig, axes = plt.subplots(1, max(1, len(sets)), figsize=(4.2 * max(1, len(sets)), 3.4), squeeze=False, sharey=True)
+    for ax, s in zip(axes[0], sets):
+        taus = result["profiles"][s]["tau"]
+        for method, curve in result["profiles"][s]["methods"].items():
+            (line,) = ax.plot(taus, curve["fraction"], label=method)
+            ax.fill_between(taus, curve["ci_low"], curve["ci_high"], color=line.get_color(), alpha=0.2)
+        ax.set_title(s)
+        ax.set_xlabel(f"{result['score_unit']} threshold")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("fraction of runs above")
+    if axes[0][-1].get_legend_handles_labels()[0]:
+        axes[0][-1].legend(fontsize="small", loc="best")
+    return _save(fig, path)
+
+
 def write_all(result: dict[str, Any], out: Path) -> list[Path]:
-    return [curves(result, out / "curves.png"), gaps(result, out / "gaps.png"), improvement(result, out / "improvement.png")]
+    return [curves(result, out / "curves.png"), gaps(result, out / "gaps.png"), improvement(result, out / "improvement.png"),
+            profiles(result, out / "profiles.png")]  # fmt: skip

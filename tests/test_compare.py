@@ -238,3 +238,49 @@ def test_reference_row_beside_a_tiny_fake_sweep(monkeypatch):
     assert "## Beside the PLR paper" in text and "| bigfish | ucb_drac+plr | 10.00 (1) | 14.3 |" in text
     assert "| ucb_drac+plr | 181.2 | 245.6 | 176.4 |" in text
     assert compare.procgen_reference([procgen_run("m", "maze", "ppo", "dr", 1.0)]) is None  # dr: not in the table
+
+
+# -- performance profiles and the previous edition ------------------------------------------------
+def test_performance_profile_is_the_fraction_of_runs_above_each_threshold(tmp_path):
+    tests = [0.2, 0.4, 0.4, 0.9]
+    result = compare.compare(compare.load([make_sweep(tmp_path, {"plr": [(0.9, t, 0.5) for t in tests]})])[0])
+    profile = result["profiles"]["test"]
+    taus = np.array(profile["tau"])
+    assert taus[0] == 0.0 and taus[-1] == 1.0 and len(taus) == compare.PROFILE_POINTS  # scores within [0, 1]
+    fraction = dict(zip(np.round(taus, 6), profile["methods"]["plr"]["fraction"]))
+    # strictly above: at 0.2 three of four runs (0.4, 0.4, 0.9), at 0.4 one, at 0.9 none; at 0 all
+    assert (fraction[0.0], fraction[0.2], fraction[0.3], fraction[0.4], fraction[0.9]) == (1.0, 0.75, 0.75, 0.25, 0.0)
+    band = profile["methods"]["plr"]
+    assert all(lo <= f <= hi for lo, f, hi in zip(band["ci_low"], band["fraction"], band["ci_high"]))
+    assert band["ci_low"][taus.tolist().index(0.3)] < 0.75 < band["ci_high"][taus.tolist().index(0.3)]
+    # returns outside [0, 1] widen the thresholds to their range
+    assert compare.profile_thresholds({"m": np.array([[-2.0], [30.0]])})[[0, -1]].tolist() == [-2.0, 30.0]
+
+
+def test_previous_edition_beside_this_one(tmp_path, capsys):
+    old = make_sweep(tmp_path / "old", {"uniform": [(0.8, 0.4, 0.6)] * 3, "dr": [(0.9, 0.6, 0.7)] * 3})
+    new = make_sweep(tmp_path / "new", {"uniform": [(0.8, 0.5, 0.6)] * 3 + [(0.8, 0.3, 0.6)],
+                                        "paired": [(0.5, 0.2, 0.3)] * 2})  # fmt: skip
+    assert main(["compare", str(new), "--previous", str(old), "--out", str(tmp_path / "out")]) == 0
+    previous = json.loads((tmp_path / "out" / "compare.json").read_text())["previous"]
+    assert list(previous) == ["uniform"]  # only the methods both editions ran
+    row = previous["uniform"]["columns"]["test"]
+    assert row["previous"]["iqm"] == pytest.approx(0.4) and row["this"]["iqm"] == pytest.approx(0.5)  # IQM of 0.3, 0.5, 0.5, 0.5: 0.5
+    assert row["change"] == pytest.approx(0.1)
+    # 12 pairs (new x old): the three 0.5 runs beat all three 0.4 runs, the 0.3 run none: 9 / 12
+    assert row["p_this_higher"]["p"] == pytest.approx(9 / 12)
+    assert previous["uniform"]["columns"]["test_ood"]["p_this_higher"]["p"] == pytest.approx(0.5)  # all tied
+    assert "p_this_higher" not in previous["uniform"]["columns"]["train"]
+    assert previous["uniform"]["runs"] == {"this": 4, "previous": 3}
+    text = (tmp_path / "out" / "compare.md").read_text()
+    assert "## Beside the previous edition" in text
+    assert "| uniform | test | 0.400 [0.400, 0.400] (3) | 0.500 [" in text and "| +0.100 | 0.75 [" in text
+    assert (tmp_path / "out" / "profiles.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_previous_edition_of_another_environment_is_refused(tmp_path, capsys):
+    new = make_run(tmp_path / "new", "plr", 0.9, 0.5, 0.5)
+    old = make_run(tmp_path / "old", "plr", 0.9, 0.5, 0.5, env="procgen/coinrun")
+    assert main(["compare", str(new), "--previous", str(old), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--previous holds runs of another environment than maze" in err and len(err.strip().splitlines()) == 1
