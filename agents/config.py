@@ -270,6 +270,13 @@ class NetworkConfig:
             "weights: about 2x faster updates on CPUs with AVX-512 BF16 and on GPUs; not bit-identical to fp32)"
         ),
     )
+    compile: bool = field(
+        default=False,
+        metadata=_help(
+            "run the feature extractors through torch.compile (inductor; a one-off compile of tens of seconds "
+            "per input shape; fused kernels, so not bit-identical to the eager default)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         # YAML and argparse hand over lists; keep the dataclass hashable-friendly and canonical.
@@ -303,6 +310,7 @@ class NetworkConfig:
         _check_number(o, "hyperbolic_clip_norm", self.hyperbolic_clip_norm, low=0, low_open=True)
         _check_bool(o, "srym", self.srym)
         _check_choice(o, "precision", self.precision, PRECISIONS)
+        _check_bool(o, "compile", self.compile)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,5 @@
-"""The networks' arithmetic precision: ``network.precision`` (fp32, the default, or bf16).
+"""The networks' arithmetic: ``network.precision`` (fp32, the default, or bf16) and
+``network.compile`` (eager, the default, or torch.compile).
 
 With ``bf16`` the policy's heavy modules (its feature extractors and LSTMs) run under
 ``torch.autocast`` in bfloat16: convolutions, matrix products and LSTM layers take bfloat16
@@ -7,6 +8,10 @@ float32, so the heads, the action distribution, the losses, the optimiser and th
 (and so the checkpoints) are those of an fp32 run. On CPUs with AVX-512 BF16 (and on GPUs) the
 update runs about twice as fast; the results differ from fp32 by bfloat16's rounding (8 bits of
 mantissa), so an fp32 run and a bf16 run of one seed are not bit-identical (docs/fidelity.md).
+
+With ``compile`` the feature extractors run through ``torch.compile`` (inductor) in place
+(``nn.Module.compile``: same parameters, same state-dict keys, so checkpoints are unchanged). Its
+fused kernels round differently from the eager ones, so it is an option too.
 """
 
 from __future__ import annotations
@@ -51,6 +56,17 @@ def autocast_module(module: nn.Module, device_type: str) -> nn.Module:
     return module
 
 
+def heavy_modules(policy: nn.Module, names: tuple[str, ...] = HEAVY_MODULES) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` for each of ``names`` that ``policy`` holds, a module shared by two names once."""
+    found, seen = [], set()
+    for name in names:
+        module = getattr(policy, name, None)
+        if isinstance(module, nn.Module) and id(module) not in seen:
+            seen.add(id(module))
+            found.append((name, module))
+    return found
+
+
 def set_precision(policy: nn.Module, precision: str, device: th.device | str) -> list[str]:
     """Apply ``precision`` to ``policy``'s heavy modules (:data:`HEAVY_MODULES`); the names of those
     it changed (none for fp32). ValueError for a precision other than :data:`PRECISIONS`."""
@@ -59,11 +75,19 @@ def set_precision(policy: nn.Module, precision: str, device: th.device | str) ->
     if precision == "fp32":
         return []
     device_type = th.device(device).type
-    changed, seen = [], set()
-    for name in HEAVY_MODULES:
-        module = getattr(policy, name, None)
-        if isinstance(module, nn.Module) and id(module) not in seen:
-            seen.add(id(module))
-            autocast_module(module, device_type)
-            changed.append(name)
-    return changed
+    changed = heavy_modules(policy)
+    for _, module in changed:
+        autocast_module(module, device_type)
+    return [name for name, _ in changed]
+
+
+EXTRACTORS = HEAVY_MODULES[:3]
+"""The heavy modules that ``network.compile`` compiles (the LSTMs stay eager: cuDNN / MKL kernels already)."""
+
+
+def compile_extractors(policy: nn.Module) -> list[str]:
+    """Compile ``policy``'s feature extractors in place with ``torch.compile``; the names compiled."""
+    changed = heavy_modules(policy, EXTRACTORS)
+    for _, module in changed:
+        module.compile()
+    return [name for name, _ in changed]

@@ -20,7 +20,7 @@ from heldout.agents.config import NetworkConfig, PPOConfig
 from heldout.agents.hyperbolic import HyperbolicActorCriticPolicy, heads_settings
 from heldout.agents.networks import GlyphNet, ImpalaCNN, MazeNet, is_symbol_grid, select_network
 from heldout.agents.ppo import HeldoutPPO
-from heldout.agents.precision import set_precision
+from heldout.agents.precision import compile_extractors, set_precision
 from heldout.names import check_new_name, unknown_name_error
 
 
@@ -125,6 +125,8 @@ def make(
         **settings,
     )
     set_precision(model.policy, network.precision, model.device)
+    if network.compile:
+        compile_extractors(model.policy)
     return model
 
 

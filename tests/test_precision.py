@@ -63,3 +63,16 @@ def test_bf16_lstm_carries_float32_states():
 def test_bf16_run_continued_from_its_checkpoint_equals_the_whole_run(tmp_path):
     common = [*MAZE_ONE_SET, "--network.precision", "bf16", "--checkpoint_interval", "1", "--eval.interval", "0"]
     whole_and_resumed(tmp_path, common, 1536, 1024)
+
+
+def test_compile_compiles_the_extractor_in_place_and_keeps_the_checkpoint_keys(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, *a, **k: compiled.append(self))  # inductor takes ~1 min
+    eager = maze_agent("ppo", "fp32")
+    venv = envs.make_vec("maze", 2, "train", seed=0)
+    model = agents.make("ppo", venv, ppo=PPOConfig(n_steps=16), network=NetworkConfig(compile=True), seed=0, device="cpu")
+    assert compiled == [model.policy.features_extractor]  # shared by pi and vf: compiled once
+    assert list(model.policy.state_dict()) == list(eager.policy.state_dict())
+    assert compiled[0] is not eager.policy.features_extractor and not NetworkConfig().compile
+    with pytest.raises(ValueError, match="network.compile"):
+        NetworkConfig(compile="yes")
